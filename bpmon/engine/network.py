@@ -1,0 +1,150 @@
+"""A multi-layer perceptron built from the layers, activations and losses of this package.
+
+Layout: every hidden block is ``Dense -> [BatchNorm] -> activation``; the output block is
+``Dense -> output activation``, fused with the loss (see :mod:`bpmon.engine.losses`). Batch-norm
+never follows the output layer.
+
+Parameters are named ``layer{i}.W``, ``layer{i}.b`` and, with batch-norm, ``layer{i}.gamma`` and
+``layer{i}.beta``, where ``i`` counts Dense layers from 0 (the input side).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bpmon.engine.activations import Activation, Array, get_activation
+from bpmon.engine.initializers import init_weights
+from bpmon.engine.layers import BatchNorm, BufferPool, Dense
+from bpmon.engine.losses import Loss
+
+
+@dataclass
+class Block:
+    """One Dense layer with what follows it; ``act`` is None for the output block."""
+
+    dense: Dense
+    bn: BatchNorm | None
+    act: Activation | None
+    pool: BufferPool
+    z: Array | None = None  # activation input of the last training forward
+    a: Array | None = None  # activation output of the last training forward
+
+
+class Network:
+    """An MLP with explicit forward/backward passes.
+
+    ``loss_and_grads`` runs a training-mode forward and backward and returns copies of the
+    gradients; ``forward_backward`` does the same into the network's own gradient buffers
+    (``grads``) without copying, for the training loop.
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activation: str = "sigmoid",
+        output: str = "sigmoid",
+        batchnorm: bool = False,
+        init: str = "normal",
+        loss: str = "mse",
+        seed: int = 0,
+        init_std: float = 0.1,
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.1,
+        dtype: str = "float64",
+    ) -> None:
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"sizes must list at least 2 positive layer widths, got {sizes}")
+        if dtype not in ("float64", "float32"):
+            raise ValueError(f"unknown dtype {dtype!r}; expected float64 or float32")
+        if output == "softmax" and sizes[-1] < 2:
+            raise ValueError("a softmax output needs at least 2 output units")
+        self.sizes = tuple(sizes)
+        self.activation = activation
+        self.batchnorm = batchnorm
+        self.dtype = np.dtype(dtype)
+        self.loss_fn = Loss(loss, output, self.dtype)
+        rng = np.random.default_rng(seed)
+
+        self.blocks: list[Block] = []
+        self.params: dict[str, Array] = {}
+        self.grads: dict[str, Array] = {}
+        n_layers = len(sizes) - 1
+        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
+            hidden = i < n_layers - 1
+            W = init_weights(rng, init, fan_in, fan_out, init_std, self.dtype)
+            dense = Dense(W, np.zeros(fan_out, dtype=self.dtype))
+            bn = None
+            if hidden and batchnorm:
+                ones = np.ones(fan_out, dtype=self.dtype)
+                bn = BatchNorm(ones, np.zeros_like(ones), bn_eps, bn_momentum)
+            act = get_activation(activation) if hidden else None
+            self.blocks.append(Block(dense, bn, act, BufferPool(self.dtype)))
+            self.params[f"layer{i}.W"], self.grads[f"layer{i}.W"] = dense.W, dense.dW
+            self.params[f"layer{i}.b"], self.grads[f"layer{i}.b"] = dense.b, dense.db
+            if bn is not None:
+                self.params[f"layer{i}.gamma"], self.grads[f"layer{i}.gamma"] = bn.gamma, bn.dgamma
+                self.params[f"layer{i}.beta"], self.grads[f"layer{i}.beta"] = bn.beta, bn.dbeta
+
+    @property
+    def output(self) -> str:
+        return self.loss_fn.output
+
+    def _forward(self, X: Array, training: bool) -> Array:
+        """The output layer's logits; in training mode every block caches what backward needs."""
+        a = X
+        for block in self.blocks:
+            z = block.dense.forward(a, training)
+            if block.bn is not None:
+                z = block.bn.forward(z, training)
+            if block.act is None:
+                return z
+            if training:
+                a = block.act.forward(z, block.pool.get("a", z.shape))
+                block.z, block.a = z, a
+            else:
+                a = block.act.forward(z, np.empty_like(z))
+        return a  # unreachable: the last block is the output block
+
+    def forward_backward(self, X: Array, y: Array) -> float:
+        """Training-mode forward and backward; fills ``self.grads`` in place, returns the loss."""
+        z = self._forward(X, training=True)
+        loss, _, dz = self.loss_fn.value_and_grad(z, y)
+        last = len(self.blocks) - 1
+        for i in range(last, -1, -1):
+            block = self.blocks[i]
+            if block.act is not None:
+                assert block.a is not None and block.z is not None
+                dz = block.act.backward(block.a, block.z, dz, block.pool.get("dz", dz.shape))
+            if block.bn is not None:
+                dz = block.bn.backward(dz)
+            dx = block.dense.backward(dz, need_dx=i > 0)
+            if dx is not None:
+                dz = dx
+        return loss
+
+    def loss_and_grads(self, X: Array, y: Array) -> tuple[float, dict[str, Array]]:
+        """Training-mode loss and gradients (copies, keyed like ``params``); no update."""
+        loss = self.forward_backward(self._as_input(X), self._as_input(y))
+        return loss, {k: g.copy() for k, g in self.grads.items()}
+
+    def loss(self, X: Array, y: Array, training: bool = False) -> float:
+        """The loss without a backward pass. In training mode batch-norm uses batch statistics
+        (and updates its running statistics, as any training-mode forward does)."""
+        z = self._forward(self._as_input(X), training)
+        return self.loss_fn.value(z, self._as_input(y))
+
+    def predict(self, X: Array) -> Array:
+        """Eval-mode forward: the output activations, in a fresh array."""
+        return self.loss_fn.predict(self._forward(self._as_input(X), training=False))
+
+    def _as_input(self, X: Array) -> Array:
+        return np.asarray(X, dtype=self.dtype)
+
+    @property
+    def architecture(self) -> str:
+        return "-".join(str(s) for s in self.sizes)

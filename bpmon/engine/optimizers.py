@@ -1,0 +1,112 @@
+"""Optimisers that update parameter arrays in place.
+
+Each keeps, per parameter, the step it last applied (``p_new = p_old - step``), so the telemetry
+can report the update ratio ``||step|| / ||p||`` without copying parameters on every step.
+
+Conventions are PyTorch's, so a run can be compared with ``torch.optim`` step for step:
+
+- ``sgd``: ``step = lr * g``;
+- ``momentum``: ``v = mu * v + g``, ``step = lr * v`` (``torch.optim.SGD(momentum=mu)``);
+- ``adam``: ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``,
+  ``step = lr * m_hat / (sqrt(v_hat) + eps)`` with the bias corrections
+  ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``.
+
+``lr`` is a plain attribute: the trainer changes it between steps without a restart.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bpmon.engine.activations import Array
+
+
+class Optimizer:
+    def __init__(self, params: dict[str, Array], grads: dict[str, Array], lr: float) -> None:
+        self.lr = lr
+        self.t = 0
+        self._pairs = [(params[k], grads[k]) for k in params]
+        self.steps: dict[str, Array] = {k: np.zeros_like(p) for k, p in params.items()}
+        self._step_list = list(self.steps.values())
+
+    def step(self) -> None:
+        self.t += 1
+        for (p, g), s in zip(self._pairs, self._step_list, strict=True):
+            self._compute_step(p, g, s)
+            p -= s
+
+    def _compute_step(self, p: Array, g: Array, s: Array) -> None:
+        np.multiply(g, self.lr, out=s)
+
+
+class SGD(Optimizer):
+    pass
+
+
+class Momentum(Optimizer):
+    def __init__(
+        self, params: dict[str, Array], grads: dict[str, Array], lr: float, momentum: float = 0.9
+    ) -> None:
+        super().__init__(params, grads, lr)
+        self.momentum = momentum
+        self._velocity = {id(p): np.zeros_like(p) for p in params.values()}
+
+    def _compute_step(self, p: Array, g: Array, s: Array) -> None:
+        v = self._velocity[id(p)]
+        v *= self.momentum
+        v += g
+        np.multiply(v, self.lr, out=s)
+
+
+class Adam(Optimizer):
+    def __init__(
+        self,
+        params: dict[str, Array],
+        grads: dict[str, Array],
+        lr: float,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__(params, grads, lr)
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self._m = {id(p): np.zeros_like(p) for p in params.values()}
+        self._v = {id(p): np.zeros_like(p) for p in params.values()}
+
+    def _compute_step(self, p: Array, g: Array, s: Array) -> None:
+        b1, b2, t = self.beta1, self.beta2, self.t
+        m, v = self._m[id(p)], self._v[id(p)]
+        m *= b1
+        m += (1.0 - b1) * g
+        v *= b2
+        np.multiply(g, g, out=s)
+        s *= 1.0 - b2
+        v += s
+        # step = lr_t * m / (sqrt(v) + eps_t) is the bias-corrected update with the corrections
+        # folded into two scalars, as in the Adam paper's "efficient version".
+        c1, c2 = 1.0 - b1**t, 1.0 - b2**t
+        np.sqrt(v, out=s)
+        s += self.eps * math.sqrt(c2)
+        np.divide(m, s, out=s)
+        s *= self.lr * math.sqrt(c2) / c1
+
+
+def make_optimizer(
+    name: str,
+    params: dict[str, Array],
+    grads: dict[str, Array],
+    lr: float,
+    momentum: float = 0.9,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+) -> Optimizer:
+    if name == "sgd":
+        return SGD(params, grads, lr)
+    if name == "momentum":
+        return Momentum(params, grads, lr, momentum)
+    if name == "adam":
+        return Adam(params, grads, lr, beta1, beta2, eps)
+    raise ValueError(f"unknown optimizer {name!r}; expected sgd, momentum or adam")

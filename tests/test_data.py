@@ -1,0 +1,473 @@
+"""The data sets: shapes, encodings, determinism, the split, standardisation and CSV errors."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bpmon.config import DATASETS, DataConfig
+from bpmon.data import DATASET_NAMES, Dataset, load_dataset
+from bpmon.errors import BpmonError
+
+SYNTHETIC = ("circle", "moons", "spiral", "blobs")
+ALL_BUT_CSV = ("xor", *SYNTHETIC, "digits")
+
+
+def labels_of(d: Dataset, y: np.ndarray) -> np.ndarray:
+    """Integer class of each row, whichever the encoding."""
+    if d.task == "binary":
+        return np.asarray(y[:, 0].astype(int))
+    return np.asarray(y.argmax(axis=1))
+
+
+def check_encoding(d: Dataset, y: np.ndarray) -> None:
+    assert y.dtype == np.float64
+    if d.task == "binary":
+        assert y.shape[1] == 1
+        assert set(np.unique(y)) <= {0.0, 1.0}
+    else:
+        assert y.shape[1] == len(d.classes)
+        assert set(np.unique(y)) <= {0.0, 1.0}
+        np.testing.assert_array_equal(y.sum(axis=1), 1.0)
+
+
+# --- every set -------------------------------------------------------------------------------
+
+
+def test_names_match_the_config() -> None:
+    assert DATASET_NAMES == DATASETS
+
+
+@pytest.mark.parametrize(
+    ("name", "task", "n_rows", "n_inputs", "n_outputs"),
+    [
+        ("xor", "binary", 4, 2, 1),
+        ("circle", "binary", 200, 2, 1),
+        ("moons", "binary", 200, 2, 1),
+        ("spiral", "multiclass", 200, 2, 3),
+        ("blobs", "multiclass", 200, 2, 3),
+        ("digits", "multiclass", 1797, 64, 10),
+    ],
+)
+def test_shapes_dtypes_and_encoding(
+    name: str, task: str, n_rows: int, n_inputs: int, n_outputs: int
+) -> None:
+    d = load_dataset(DataConfig(name=name, n=200, classes=3, seed=3))
+    assert d.name == name
+    assert d.task == task
+    assert d.X_train.shape == (n_rows, n_inputs)
+    assert d.y_train.shape == (n_rows, n_outputs)
+    assert d.X_train.dtype == np.float64
+    assert d.X_test is None and d.y_test is None
+    assert (d.n_inputs, d.n_outputs) == (n_inputs, n_outputs)
+    assert len(d.feature_names) == n_inputs
+    assert len(d.classes) == (2 if task == "binary" else n_outputs)
+    check_encoding(d, d.y_train)
+    # Every class is present in the full set.
+    assert set(labels_of(d, d.y_train)) == set(range(len(d.classes)))
+    assert np.isfinite(d.X_train).all()
+
+
+def test_arrays_are_read_only() -> None:
+    d = load_dataset(DataConfig(name="moons", test_fraction=0.25))
+    for a in (d.X_train, d.y_train, d.X_test, d.y_test):
+        assert a is not None
+        with pytest.raises(ValueError, match="read-only"):
+            a[0, 0] = 1.0
+
+
+def test_xor_values() -> None:
+    d = load_dataset(DataConfig(name="xor", n=999, seed=7))
+    np.testing.assert_array_equal(d.X_train, [[0, 0], [0, 1], [1, 0], [1, 1]])
+    np.testing.assert_array_equal(d.y_train, [[0], [1], [1], [0]])
+    assert d.classes == ("0", "1")
+    assert d.feature_names == ("x1", "x2")
+
+
+def test_xor_is_never_split() -> None:
+    d = load_dataset(DataConfig(name="xor", test_fraction=0.5))
+    assert d.X_test is None and d.y_test is None
+    assert len(d.X_train) == 4
+
+
+def test_circle_reproduces_the_story() -> None:
+    d = load_dataset(DataConfig(name="circle", n=200, seed=42))
+    # The story: np.random.seed(42); X = np.random.randn(200, 2) * 2 (same stream as RandomState).
+    X = np.random.RandomState(42).randn(200, 2) * 2
+    y = (X[:, 0] ** 2 + X[:, 1] ** 2 < 2.25).astype(float).reshape(-1, 1)
+    np.testing.assert_array_equal(d.X_train, X)
+    np.testing.assert_array_equal(d.y_train, y)
+    # Pin a few numbers too, in case RandomState itself ever changed.
+    np.testing.assert_allclose(d.X_train[0], [0.99342831, -0.2765286], rtol=1e-7)
+    assert int(d.y_train.sum()) == 51  # np.random.seed(42) puts 51 of 200 inside
+
+
+def test_circle_leaves_the_global_random_state_alone() -> None:
+    # The legacy global state is exactly what this test is about.
+    np.random.seed(123)  # noqa: NPY002
+    expected = np.random.rand(3)  # noqa: NPY002
+    np.random.seed(123)  # noqa: NPY002
+    load_dataset(DataConfig(name="circle", seed=42))
+    np.testing.assert_array_equal(np.random.rand(3), expected)  # noqa: NPY002
+
+
+def test_moons_geometry() -> None:
+    d = load_dataset(DataConfig(name="moons", n=101, noise=0.0))
+    y = d.y_train[:, 0]
+    upper, lower = d.X_train[y == 0], d.X_train[y == 1]
+    assert (len(upper), len(lower)) == (50, 51)
+    # Without noise the upper moon is the unit half circle, the lower one is shifted to (1, 0.5).
+    np.testing.assert_allclose(np.hypot(*upper.T), 1.0)
+    np.testing.assert_allclose(np.hypot(lower[:, 0] - 1.0, lower[:, 1] - 0.5), 1.0)
+    assert (upper[:, 1] >= 0).all() and (lower[:, 1] <= 0.5).all()
+
+
+def test_spiral_geometry() -> None:
+    d = load_dataset(DataConfig(name="spiral", n=300, classes=3, noise=0.0))
+    labels = labels_of(d, d.y_train)
+    np.testing.assert_array_equal(np.bincount(labels), [100, 100, 100])
+    radius = np.hypot(*d.X_train.T)
+    # Each arm runs from the centre out to radius 1.
+    for k in range(3):
+        r = radius[labels == k]
+        assert r.min() == pytest.approx(0.0) and r.max() == pytest.approx(1.0)
+    assert d.classes == ("0", "1", "2")
+
+
+@pytest.mark.parametrize("name", ["spiral", "blobs"])
+def test_class_count_follows_the_config(name: str) -> None:
+    d = load_dataset(DataConfig(name=name, n=50, classes=5))
+    assert d.n_outputs == 5
+    assert d.classes == ("0", "1", "2", "3", "4")
+    np.testing.assert_array_equal(np.bincount(labels_of(d, d.y_train)), [10] * 5)
+
+
+def test_two_class_spiral_stays_multiclass() -> None:
+    d = load_dataset(DataConfig(name="spiral", classes=2))
+    assert d.task == "multiclass" and d.n_outputs == 2
+
+
+def test_blobs_cluster_around_their_centres() -> None:
+    d = load_dataset(DataConfig(name="blobs", n=600, classes=3, noise=0.05, seed=1))
+    labels = labels_of(d, d.y_train)
+    for k in range(3):
+        points = d.X_train[labels == k]
+        np.testing.assert_allclose(points.std(axis=0), 0.05, rtol=0.2)
+
+
+def test_digits() -> None:
+    d = load_dataset(DataConfig(name="digits"))
+    assert d.X_train.shape == (1797, 64)
+    assert d.X_train.min() == 0.0 and d.X_train.max() == 1.0
+    # Pixels were integers 0..16.
+    np.testing.assert_array_equal(d.X_train * 16, np.round(d.X_train * 16))
+    assert d.classes == tuple("0123456789")
+    counts = np.bincount(labels_of(d, d.y_train), minlength=10)
+    np.testing.assert_array_equal(counts, [178, 182, 177, 183, 181, 182, 181, 179, 174, 180])
+    # The first image is a zero.
+    assert labels_of(d, d.y_train)[0] == 0
+    assert d.X_train[0].reshape(8, 8)[0, 2] * 16 == 5
+    assert d.feature_names[0] == "px0_0" and d.feature_names[63] == "px7_7"
+
+
+# --- determinism -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SYNTHETIC)
+def test_same_seed_same_arrays(name: str) -> None:
+    cfg = DataConfig(name=name, n=120, seed=5, test_fraction=0.25)
+    a, b = load_dataset(cfg), load_dataset(cfg)
+    for x, y in [(a.X_train, b.X_train), (a.y_train, b.y_train), (a.X_test, b.X_test)]:
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("name", SYNTHETIC)
+def test_different_seed_different_points(name: str) -> None:
+    a = load_dataset(DataConfig(name=name, n=120, seed=5))
+    b = load_dataset(DataConfig(name=name, n=120, seed=6))
+    assert not np.array_equal(a.X_train, b.X_train)
+
+
+def test_different_seed_different_split() -> None:
+    a = load_dataset(DataConfig(name="digits", seed=0, test_fraction=0.2))
+    b = load_dataset(DataConfig(name="digits", seed=1, test_fraction=0.2))
+    assert a.X_test is not None and b.X_test is not None
+    assert not np.array_equal(a.X_test, b.X_test)
+
+
+# --- split and standardisation ---------------------------------------------------------------
+
+
+def rows(X: np.ndarray) -> set[bytes]:
+    return {r.tobytes() for r in X}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.sampled_from(SYNTHETIC),
+    n=st.integers(4, 300),
+    fraction=st.floats(0.01, 0.99),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_split_sizes_and_no_overlap(name: str, n: int, fraction: float, seed: int) -> None:
+    cfg = DataConfig(name=name, n=n, classes=2, seed=seed, test_fraction=fraction)
+    d = load_dataset(cfg)
+    whole = load_dataset(replace(cfg, test_fraction=0.0))
+    assert d.X_test is not None and d.y_test is not None
+    n_test = min(max(1, round(n * fraction)), n - 1)
+    assert len(d.X_test) == len(d.y_test) == n_test
+    assert len(d.X_train) == len(d.y_train) == n - n_test
+    # The two parts are exactly the original points, each once, with their own targets.
+    pairs = np.hstack([whole.X_train, whole.y_train])
+    split = np.vstack([np.hstack([d.X_train, d.y_train]), np.hstack([d.X_test, d.y_test])])
+    np.testing.assert_array_equal(
+        pairs[np.lexsort(pairs.T[::-1])], split[np.lexsort(split.T[::-1])]
+    )
+    if len(rows(whole.X_train)) == n:  # no duplicate points, so overlap is observable
+        assert not rows(d.X_train) & rows(d.X_test)
+
+
+def test_split_rounds_the_test_size() -> None:
+    d = load_dataset(DataConfig(name="digits", test_fraction=0.2))
+    assert d.X_test is not None
+    assert len(d.X_test) == 359  # round(1797 * 0.2) = round(359.4)
+    assert len(d.X_train) == 1438
+
+
+def test_split_holds_out_at_least_one_and_keeps_one() -> None:
+    tiny = load_dataset(DataConfig(name="moons", n=10, test_fraction=0.01))
+    assert tiny.X_test is not None and len(tiny.X_test) == 1
+    most = load_dataset(DataConfig(name="moons", n=4, test_fraction=0.95))
+    assert most.X_test is not None and len(most.X_test) == 3 and len(most.X_train) == 1
+
+
+@pytest.mark.parametrize("name", ["circle", "digits"])
+def test_standardisation_uses_train_statistics_only(name: str) -> None:
+    cfg = DataConfig(name=name, seed=2, test_fraction=0.3)
+    raw = load_dataset(cfg)
+    std = load_dataset(replace(cfg, standardize=True))
+    assert raw.X_test is not None and std.X_test is not None
+    mean, spread = raw.X_train.mean(axis=0), raw.X_train.std(axis=0)
+    spread = np.where(spread > 0, spread, 1.0)
+    np.testing.assert_allclose(std.X_train, (raw.X_train - mean) / spread, atol=1e-12)
+    np.testing.assert_allclose(std.X_test, (raw.X_test - mean) / spread, atol=1e-12)
+    varying = raw.X_train.std(axis=0) > 0
+    np.testing.assert_allclose(std.X_train.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(std.X_train.std(axis=0)[varying], 1.0)
+    # Test statistics were not used: the test set is not exactly centred.
+    assert np.abs(std.X_test.mean(axis=0)[varying]).max() > 1e-3
+    np.testing.assert_array_equal(std.y_train, raw.y_train)
+
+
+def test_standardisation_leaves_constant_features_finite() -> None:
+    d = load_dataset(DataConfig(name="digits", standardize=True))
+    assert np.isfinite(d.X_train).all()
+    # Pixel (0, 0) is blank in every image: centred, and not divided by zero.
+    np.testing.assert_array_equal(d.X_train[:, 0], 0.0)
+
+
+def test_standardisation_ignores_rounding_noise_in_constant_columns(tmp_path: Path) -> None:
+    path = tmp_path / "const.csv"
+    path.write_text("a,b,label\n" + "".join(f"0.1,{i},{i % 2}\n" for i in range(7)))
+    d = load_dataset(DataConfig(name="csv", path=str(path), standardize=True))
+    np.testing.assert_allclose(d.X_train[:, 0], 0.0, atol=1e-12)
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        (DataConfig(name="mnist"), "xor, circle, moons, spiral, blobs, digits, csv"),
+        (DataConfig(name="circle", n=3), "data.n"),
+        (DataConfig(name="moons", noise=-0.1), "data.noise"),
+        (DataConfig(name="moons", noise=float("nan")), "data.noise"),
+        (DataConfig(name="spiral", classes=1), "data.classes"),
+        (DataConfig(name="blobs", n=5, classes=6), "data.classes"),
+        (DataConfig(name="moons", test_fraction=1.0), "data.test_fraction"),
+        (DataConfig(name="moons", test_fraction=-0.1), "data.test_fraction"),
+        (DataConfig(name="moons", test_fraction=float("nan")), "data.test_fraction"),
+        (DataConfig(name="circle", seed=-1), "data.seed"),
+        (DataConfig(name="circle", seed=2**32), "data.seed"),
+        (DataConfig(name="csv"), "data.path"),
+    ],
+)
+def test_bad_config(cfg: DataConfig, message: str) -> None:
+    with pytest.raises(BpmonError, match=message):
+        load_dataset(cfg)
+
+
+def test_fixed_size_sets_ignore_n() -> None:
+    assert len(load_dataset(DataConfig(name="digits", n=1)).X_train) == 1797
+    assert len(load_dataset(DataConfig(name="xor", n=1, classes=1)).X_train) == 4
+
+
+# --- CSV -------------------------------------------------------------------------------------
+
+
+def write(tmp_path: Path, text: str, name: str = "data.csv") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def load_csv(
+    path: str,
+    label: str | None = None,
+    *,
+    test_fraction: float = 0.0,
+    standardize: bool = False,
+    seed: int = 0,
+) -> Dataset:
+    cfg = DataConfig(
+        name="csv",
+        path=path,
+        label=label,
+        test_fraction=test_fraction,
+        standardize=standardize,
+        seed=seed,
+    )
+    return load_dataset(cfg)
+
+
+def test_csv_with_string_labels(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "sepal length, sepal width,species\n"
+        "5.1,3.5,setosa\n"
+        "\n"
+        "7.0,3.2,versicolor\n"
+        "6.3,3.3,virginica\n"
+        "4.9, 3.0 , setosa\n",
+    )
+    d = load_csv(path)
+    assert d.name == "csv"
+    assert d.task == "multiclass"
+    assert d.classes == ("setosa", "versicolor", "virginica")
+    assert d.feature_names == ("sepal length", "sepal width")
+    np.testing.assert_array_equal(d.X_train, [[5.1, 3.5], [7.0, 3.2], [6.3, 3.3], [4.9, 3.0]])
+    np.testing.assert_array_equal(d.y_train, [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]])
+
+
+def test_csv_binary_with_named_label_column(tmp_path: Path) -> None:
+    path = write(tmp_path, "\ufeffok,a,b\nyes,1,2\nno,3,4\nyes,5,6\n")  # with a BOM
+    d = load_csv(path, label="ok")
+    assert d.task == "binary" and d.n_outputs == 1
+    assert d.classes == ("no", "yes")
+    assert d.feature_names == ("a", "b")
+    np.testing.assert_array_equal(d.X_train, [[1, 2], [3, 4], [5, 6]])
+    np.testing.assert_array_equal(d.y_train, [[1], [0], [1]])
+
+
+def test_csv_numeric_labels_sort_as_numbers(tmp_path: Path) -> None:
+    path = write(tmp_path, "x,y\n1,10\n2,2\n3,-1\n4,2\n")
+    d = load_csv(path)
+    assert d.classes == ("-1", "2", "10")
+    np.testing.assert_array_equal(d.y_train.argmax(axis=1), [2, 1, 0, 1])
+
+
+def test_csv_quoted_multiline_cell_keeps_line_numbers(tmp_path: Path) -> None:
+    path = write(tmp_path, 'x,label\n1,"two\nlines"\n2,b\nthree,c\n')
+    with pytest.raises(BpmonError, match=r"data\.csv:5: column 1 \('x'\)"):
+        load_csv(path)
+
+
+def test_csv_split_and_standardise(tmp_path: Path) -> None:
+    body = "".join(f"{i},{i * i},{'ab'[i % 2]}\n" for i in range(20))
+    d = load_csv(write(tmp_path, "u,v,c\n" + body), test_fraction=0.25, standardize=True, seed=4)
+    assert d.X_test is not None and len(d.X_test) == 5 and len(d.X_train) == 15
+    np.testing.assert_allclose(d.X_train.mean(axis=0), 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "detail"),
+    [
+        ("", None, "empty"),
+        ("\n\n", None, "empty"),
+        ("a,b,label\n", 1, "no data rows"),
+        ("\na,b,label\n\n", 2, "no data rows"),
+        ("a,b,label\n1,2,x\n3,4\n", 3, "2 cells but the header has 3"),
+        ("a,b,label\n1,2,x\n3,4,y,5\n", 3, "4 cells but the header has 3"),
+        ("a,b,label\n1,2,x\n\n3,abc,y\n", 4, r"column 2 \('b'\): 'abc' is not a number"),
+        ("a,b,label\n1,,x\n", 2, r"column 2 \('b'\): the cell is empty"),
+        ("a,b,label\n1,2,x\n3,nan,y\n", 3, r"column 2 \('b'\): 'nan' is not a finite"),
+        ("a,b,label\n1,2,x\nNaN,3,y\n", 3, r"column 1 \('a'\): 'NaN' is not a finite"),
+        ("a,b,label\n1,2,x\n3,inf,y\n", 3, r"'inf' is not a finite"),
+        ("a,b,label\n1,2,x\n3,-Infinity,y\n", 3, r"'-Infinity' is not a finite"),
+        ("a,b,label\n1,1e999,x\n", 2, r"'1e999' is not a finite"),
+        ("a,b,label\n1,2,x\n3,4,\n", 3, r"column 3 \('label'\): the label is empty"),
+        ("a,b,label\n1,2,x\n3,4,x\n", None, r"'label' has only one value \('x'\)"),
+        ("1,2,3\n4,5,6\n", 1, "header"),
+        ("label\n1\n2\n", 1, "at least one feature column"),
+        ("a,a,label\n1,2,x\n", 1, "'a' repeats"),
+    ],
+)
+def test_csv_errors_name_file_and_line(
+    tmp_path: Path, text: str, line: int | None, detail: str
+) -> None:
+    path = write(tmp_path, text, name="my_table.csv")
+    where = r"my_table\.csv" + (f":{line}:" if line is not None else ":")
+    with pytest.raises(BpmonError, match=where + ".*" + detail):
+        load_csv(path)
+
+
+def test_csv_unknown_label_lists_the_columns(tmp_path: Path) -> None:
+    path = write(tmp_path, "a,b,label\n1,2,x\n3,4,y\n")
+    with pytest.raises(BpmonError) as info:
+        load_csv(path, label="target")
+    message = str(info.value)
+    assert "data.csv" in message and "'target'" in message
+    assert "'a', 'b', 'label'" in message
+
+
+def test_csv_missing_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "nowhere.csv")
+    with pytest.raises(BpmonError, match=r"nowhere\.csv: no such file"):
+        load_csv(path)
+
+
+def test_csv_directory(tmp_path: Path) -> None:
+    with pytest.raises(BpmonError, match="directory"):
+        load_csv(str(tmp_path))
+
+
+def test_csv_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"a,label\n1,x\n2,caf\xe9\n")
+    with pytest.raises(BpmonError, match=r"latin\.csv:\d+: the file is not UTF-8"):
+        load_csv(str(path))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    table=st.lists(
+        st.tuples(
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.sampled_from(["cat", "dog", "eel"]),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_csv_round_trips_numbers(
+    tmp_path_factory: pytest.TempPathFactory, table: list[tuple[float, float, str]]
+) -> None:
+    labels = sorted({row[2] for row in table})
+    path = tmp_path_factory.mktemp("rt") / "rt.csv"
+    path.write_text("p,q,animal\n" + "".join(f"{a!r},{b!r},{c}\n" for a, b, c in table))
+    if len(labels) < 2:
+        with pytest.raises(BpmonError, match="only one value"):
+            load_csv(str(path))
+        return
+    d = load_csv(str(path))
+    np.testing.assert_array_equal(d.X_train, [[a, b] for a, b, _ in table])
+    assert d.classes == tuple(labels)
+    got = [d.classes[k] for k in labels_of(d, d.y_train)]
+    assert got == [c for _, _, c in table]

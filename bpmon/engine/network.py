@@ -63,6 +63,7 @@ class Network:
             raise ValueError(f"unknown dtype {dtype!r}; expected float64 or float32")
         if output == "softmax" and sizes[-1] < 2:
             raise ValueError("a softmax output needs at least 2 output units")
+        get_activation(activation)  # fail on a bad name even when there is no hidden layer
         self.sizes = tuple(sizes)
         self.activation = activation
         self.batchnorm = batchnorm

@@ -1,0 +1,98 @@
+"""Snapshots as plain text and JSON, for the headless CLI, ``--record`` files and scripts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+from bpmon.trainer import Prediction, Snapshot
+
+
+def _num(x: float | None) -> float | None:
+    """JSON has no NaN or Infinity: non-finite numbers become null."""
+    return None if x is None or not math.isfinite(x) else x
+
+
+def _output(p: Prediction) -> float | list[float | None] | None:
+    return _num(p.output[0]) if len(p.output) == 1 else [_num(v) for v in p.output]
+
+
+def summary(snap: Snapshot, steps_per_second: float) -> dict[str, Any]:
+    """The ``--json`` object: what a run ended with, and how its gradients started and ended."""
+    initial = {layer.name: layer for layer in snap.initial_layers}
+    layers = []
+    for layer in snap.layers:
+        first = initial.get(layer.name)
+        layers.append(
+            {
+                "name": layer.name,
+                "grad_norm_initial": _num(first.grad_norm) if first else None,
+                "grad_norm_final": _num(layer.grad_norm),
+                "status_initial": first.status if first else None,
+                "status_final": layer.status,
+            }
+        )
+    return {
+        "preset": snap.preset,
+        "seed": snap.config.train.seed,
+        "epochs": snap.epoch,
+        "architecture": snap.architecture,
+        "activation": snap.config.model.activation,
+        "batchnorm": snap.config.model.batchnorm,
+        "final_loss": _num(snap.loss),
+        "accuracy": _num(snap.accuracy),
+        "test_accuracy": _num(snap.test_accuracy),
+        "diverged": snap.state == "diverged",
+        "diverged_step": snap.diverged_step,
+        "diverged_layer": snap.diverged_layer,
+        "steps_per_second": round(steps_per_second, 1),
+        "layers": layers,
+        "predictions": [
+            {"input": list(p.inputs), "target": p.target, "output": _output(p)}
+            for p in snap.predictions
+        ],
+    }
+
+
+def record(snap: Snapshot) -> dict[str, Any]:
+    """One ``--record`` line: the state of the run at one snapshot."""
+    return {
+        "run_id": snap.run_id,
+        "step": snap.step,
+        "epoch": snap.epoch,
+        "state": snap.state,
+        "loss": _num(snap.loss),
+        "accuracy": _num(snap.accuracy),
+        "test_accuracy": _num(snap.test_accuracy),
+        "lr": snap.lr,
+        "architecture": snap.switches,
+        "layers": [
+            {k: (_num(v) if isinstance(v, float) else v) for k, v in asdict(layer).items()}
+            for layer in snap.layers
+        ],
+    }
+
+
+def progress_line(snap: Snapshot) -> str:
+    """The story's progress print: epoch and loss, then every layer's gradient norm."""
+    norms = ", ".join(f"{layer.name}: {layer.grad_norm:.6f}" for layer in snap.layers)
+    head = f"Epoch {snap.epoch}, Loss: {snap.loss:.6f}"
+    if snap.accuracy is not None:
+        head += f", Accuracy: {snap.accuracy:.2%}"
+    return f"{head}\n  grad norms - {norms}" if norms else head
+
+
+def prediction_table(snap: Snapshot) -> list[str]:
+    lines = []
+    for p in snap.predictions:
+        inputs = " ".join(f"{v:g}" for v in p.inputs[:4])
+        if len(p.inputs) > 4:
+            inputs += " ..."
+        if len(p.output) == 1:
+            output = f"{p.output[0]:.4f}"
+        else:
+            output = f"class {p.predicted} ({p.output[p.predicted]:.2f})"
+        mark = "ok" if p.correct else "WRONG"
+        lines.append(f"input: [{inputs}], target: {p.target}, output: {output}  {mark}")
+    return lines

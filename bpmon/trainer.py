@@ -253,8 +253,11 @@ class Trainer:
                 self._steps_until_due(budget)
                 self._drain()
         if self._state == "running":
+            # Budget reached: the loop held back its last publish so that this step is
+            # published once, already as paused (one --record line per snapshot, not two).
             self._state = "paused"
-        return self._publish()
+            return self._publish()
+        return self._latest
 
     # -- the training thread -------------------------------------------------------------------
 
@@ -285,7 +288,9 @@ class Trainer:
         while True:
             if not self._step(run):
                 break
-            if run.step == 1 or run.step >= limit or clock() >= due or not pending():
+            if run.step >= limit and self._state == "running":
+                return
+            if run.step == 1 or clock() >= due or not pending():
                 break
         self._publish()
 

@@ -1,0 +1,40 @@
+"""The help screen: every key, generated from the app's bindings so it cannot fall out of date."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+
+class HelpScreen(ModalScreen[None]):
+    """A modal listing ``(keys, what they do)``; escape, ? or enter closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,enter", "close", "Close", show=False),
+    ]
+
+    def __init__(self, rows: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        width = max((len(keys) for keys, _ in self.rows), default=0)
+        text = Text()
+        for i, (keys, what) in enumerate(self.rows):
+            if i:
+                text.append("\n")
+            text.append(f"{keys:>{width}}", "bold")
+            text.append(f"  {what}")
+        with Vertical(id="help-box") as box:
+            box.border_title = "bpmon keys"
+            box.border_subtitle = "escape or ? closes"
+            yield Static(text, id="help-keys")
+
+    def action_close(self) -> None:
+        self.dismiss()

@@ -1,0 +1,129 @@
+"""The prediction table: a few training points, what the network says about them, right or wrong."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable
+
+from bpmon.trainer import Prediction, Snapshot
+
+from .status import format_percent
+
+# Wider inputs (digits has 64) show their first values and an ellipsis.
+_MAX_INPUTS = 3
+_SHOWN_WHEN_CUT = 2
+_VALUE_WIDTH = 5
+_CLASS_WIDTH = 6
+_COLUMNS = ("input", "target", "output", "ok")
+
+
+def format_value(v: float) -> str:
+    return f"{v:{_VALUE_WIDTH}.2f}" if abs(v) < 100 else f"{v:{_VALUE_WIDTH}.0e}"
+
+
+def format_inputs(inputs: tuple[float, ...]) -> str:
+    if len(inputs) <= _MAX_INPUTS:
+        return " ".join(format_value(v) for v in inputs)
+    return " ".join(format_value(v) for v in inputs[:_SHOWN_WHEN_CUT]) + " …"
+
+
+def input_width(n_inputs: int) -> int:
+    shown = n_inputs if n_inputs <= _MAX_INPUTS else _SHOWN_WHEN_CUT
+    return shown * (_VALUE_WIDTH + 1) - 1 + (2 if n_inputs > _MAX_INPUTS else 0)
+
+
+def class_name(classes: tuple[str, ...], index: int) -> str:
+    name = classes[index] if 0 <= index < len(classes) else str(index)
+    return name[:_CLASS_WIDTH]
+
+
+def format_output(row: Prediction, classes: tuple[str, ...]) -> str:
+    if len(row.output) == 1:
+        return f"{row.output[0]:.3f}"
+    # One probability per class does not fit; the winning class and its probability do.
+    return f"{class_name(classes, row.predicted)} {row.output[row.predicted]:.2f}"
+
+
+class PredictionPanel(Vertical):
+    """Input, target, output and a ✓/✗ mark per row; train/test accuracy in the subtitle."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"predictions--right", "predictions--wrong"}
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._layout: tuple[int, int, bool, int] | None = None
+        self._cells: dict[tuple[int, str], str] = {}
+
+    def compose(self) -> ComposeResult:
+        table: DataTable[str | Text] = DataTable(
+            id="predictions-table", cursor_type="none", zebra_stripes=True
+        )
+        yield table
+
+    def on_mount(self) -> None:
+        self.border_title = "predictions"
+
+    @property
+    def table(self) -> DataTable[str | Text]:
+        return self.query_one("#predictions-table", DataTable)
+
+    def show(self, snapshot: Snapshot) -> None:
+        rows = snapshot.predictions
+        n_inputs = len(rows[0].inputs) if rows else 0
+        multiclass = bool(rows) and len(rows[0].output) > 1
+        names = max((len(name) for name in snapshot.classes), default=1)
+        layout = (len(rows), n_inputs, multiclass, min(_CLASS_WIDTH, names))
+        if layout != self._layout:
+            self._rebuild(layout)
+        # Rows stay; only cells whose text changed are touched, so a frame costs a few updates.
+        for i, row in enumerate(rows):
+            self._set(i, "input", format_inputs(row.inputs))
+            self._set(i, "target", class_name(snapshot.classes, row.target))
+            self._set(i, "output", format_output(row, snapshot.classes))
+            self._set(i, "ok", "✓" if row.correct else "✗")
+        self.border_subtitle = self._accuracy(snapshot)
+
+    def _rebuild(self, layout: tuple[int, int, bool, int]) -> None:
+        n_rows, n_inputs, multiclass, name_width = layout
+        self._layout = layout
+        self._cells.clear()
+        table = self.table
+        table.clear(columns=True)
+        label = "input" if n_inputs <= _MAX_INPUTS else f"input ({n_inputs})"
+        widths = {
+            "input": max(len(label), input_width(n_inputs)),
+            "target": max(len("target"), name_width),
+            "output": max(len("output"), name_width + 5 if multiclass else 5),
+            "ok": 2,
+        }
+        labels = {"input": label, "target": "target", "output": "output", "ok": "ok"}
+        for column in _COLUMNS:
+            table.add_column(labels[column], width=widths[column], key=column)
+        for i in range(n_rows):
+            table.add_row("", "", "", "", key=str(i))
+
+    def _set(self, row: int, column: str, value: str) -> None:
+        if self._cells.get((row, column)) == value:
+            return
+        self._cells[(row, column)] = value
+        cell: str | Text = value
+        if column == "ok":
+            style = "predictions--right" if value == "✓" else "predictions--wrong"
+            cell = Text(value, self.get_component_rich_style(style, partial=True))
+        elif column == "output":
+            # Right-aligned so that the decimal points of 0.952 and -0.027 line up.
+            cell = Text(value, justify="right")
+        self.table.update_cell(str(row), column, cell)
+
+    @staticmethod
+    def _accuracy(snapshot: Snapshot) -> str:
+        parts = []
+        if snapshot.accuracy is not None:
+            parts.append(f"train {format_percent(snapshot.accuracy)}")
+        if snapshot.test_accuracy is not None:
+            parts.append(f"test {format_percent(snapshot.test_accuracy)}")
+        return " · ".join(parts)

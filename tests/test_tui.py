@@ -21,7 +21,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from bpmon.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from bpmon.errors import BpmonError
+from bpmon.presets import load_preset
 from bpmon.telemetry import collect as real_collect
 from bpmon.trainer import Command, Snapshot, Trainer
 from bpmon.tui.app import BpmonApp
@@ -36,42 +36,9 @@ from bpmon.tui.toosmall import TooSmall
 SIZE = (80, 24)
 WAIT = 5.0
 
-# The presets as the brief describes them, for as long as the preset files are not all there.
-FALLBACK = {
-    "xor": RunConfig(
-        data=DataConfig("xor"),
-        model=ModelConfig(
-            hidden=(4,),
-            activation="sigmoid",
-            output="sigmoid",
-            loss="mse",
-            init="normal",
-            init_std=1.0,
-        ),
-        train=TrainConfig(lr=2.0, epochs=5000),
-    ),
-    "relu-bn": RunConfig(
-        data=DataConfig(name="circle", n=200, seed=42),
-        model=ModelConfig(
-            hidden=(8, 8, 4),
-            activation="relu",
-            output="identity",
-            loss="mse",
-            batchnorm=True,
-            init="he",
-        ),
-        train=TrainConfig(lr=0.01, epochs=2000, seed=0),
-    ),
-}
-
 
 def preset_config(name: str) -> RunConfig:
-    try:
-        from bpmon.presets import load_preset
-
-        return load_preset(name).config
-    except (ImportError, BpmonError):
-        return FALLBACK[name]
+    return load_preset(name).config
 
 
 def make_app(

@@ -12,8 +12,8 @@ import json
 import math
 import sys
 import time
-from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, NoReturn
+from collections.abc import Callable, Sequence
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from bpmon.config import HIDDEN_ACTIVATIONS, MAX_DEPTH, OPTIMIZERS, RunConfig
 from bpmon.errors import BpmonError
@@ -76,25 +76,27 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# Each override flag and the RunConfig method that applies it, in the order they compose:
+# --depth before --width so that "--depth 3 --width 5" gives three layers of five.
+_OVERRIDES: tuple[tuple[str, Callable[[RunConfig, Any], RunConfig]], ...] = (
+    ("depth", RunConfig.with_depth),
+    ("width", RunConfig.with_width),
+    ("activation", RunConfig.with_activation),
+    ("batchnorm", RunConfig.with_batchnorm),
+    ("lr", RunConfig.with_lr),
+    ("optimizer", RunConfig.with_optimizer),
+    ("epochs", RunConfig.with_epochs),
+    ("seed", RunConfig.with_seed),
+)
+
+
 def apply_overrides(config: RunConfig, args: argparse.Namespace) -> RunConfig:
-    if args.depth is not None:
-        if args.depth > MAX_DEPTH:
-            raise BpmonError(f"--depth {args.depth}: at most {MAX_DEPTH} hidden layers")
-        config = config.with_depth(args.depth)
-    if args.width is not None:
-        config = config.with_width(args.width)
-    if args.activation is not None:
-        config = config.with_activation(args.activation)
-    if args.batchnorm is not None:
-        config = config.with_batchnorm(args.batchnorm)
-    if args.lr is not None:
-        config = config.with_lr(args.lr)
-    if args.optimizer is not None:
-        config = config.with_optimizer(args.optimizer)
-    if args.epochs is not None:
-        config = config.with_epochs(args.epochs)
-    if args.seed is not None:
-        config = config.with_seed(args.seed)
+    if args.depth is not None and args.depth > MAX_DEPTH:
+        raise BpmonError(f"--depth {args.depth}: at most {MAX_DEPTH} hidden layers")
+    for name, apply in _OVERRIDES:
+        value = getattr(args, name)
+        if value is not None:
+            config = apply(config, value)
     return config
 
 

@@ -252,11 +252,11 @@ class Trainer:
             while self._state == "running" and self._run.step < budget:
                 self._steps_until_due(budget)
                 self._drain()
-        if self._state == "running":
-            # Budget reached: the loop held back its last publish so that this step is
-            # published once, already as paused (one --record line per snapshot, not two).
-            self._state = "paused"
-            return self._publish()
+            if self._state == "running":
+                # Budget reached: the loop held back its last publish so that this step is
+                # published once, already as paused (one --record line per snapshot, not two).
+                self._state = "paused"
+                return self._publish()
         return self._latest
 
     # -- the training thread -------------------------------------------------------------------

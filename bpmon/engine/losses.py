@@ -24,11 +24,33 @@ from bpmon.engine.layers import BufferPool
 _sigmoid = Sigmoid()
 
 
-def softmax(z: Array, out: Array) -> Array:
+def row_reduce(ufunc: np.ufunc, x: Array, scratch: Array, out: Array) -> Array:
+    """``ufunc.reduce`` over each row of ``x`` (shape ``(n, C)``) into ``out`` (shape ``(n,)``),
+    using ``scratch`` of shape ``(C, n)``.
+
+    Why not ``np.max(x, axis=1)``: NumPy reduces a short contiguous last axis one row at a time,
+    which for a batch of 1,024 rows of 10 logits costs ~55 us. Copying the block transposed into
+    ``scratch`` and reducing along its first axis runs one vectorised loop over the whole batch
+    per class instead: ~4 us for the copy and the reduction together.
+    """
+    np.copyto(scratch, x.T)
+    ufunc.reduce(scratch, axis=0, out=out)
+    return out
+
+
+def softmax(z: Array, out: Array, scratch: Array | None = None, rows: Array | None = None) -> Array:
+    """Row-wise softmax of ``z`` into ``out``; ``scratch`` (shape ``(C, n)``) and ``rows``
+    (shape ``(n,)``) are work buffers, allocated here when not given."""
+    if scratch is None:
+        scratch = np.empty(z.shape[::-1], dtype=out.dtype)
+    if rows is None:
+        rows = np.empty(z.shape[0], dtype=out.dtype)
     # Subtracting the row maximum leaves softmax unchanged and keeps exp from overflowing.
-    np.subtract(z, np.max(z, axis=1, keepdims=True), out=out)
+    row_reduce(np.maximum, z, scratch, rows)
+    np.subtract(z, rows[:, None], out=out)
     np.exp(out, out=out)
-    out /= np.sum(out, axis=1, keepdims=True)
+    row_reduce(np.add, out, scratch, rows)
+    out /= rows[:, None]
     return out
 
 
@@ -70,8 +92,19 @@ class Loss:
         self, z: Array, y: Array, need_grad: bool = True
     ) -> tuple[float, Array, Array]:
         pool = self._pool
-        out = output_activation(self.output, z, pool.get("out", z.shape))
+        out = pool.get("out", z.shape)
         dz = pool.get("dz", z.shape)
+        if self.name == "cross_entropy":
+            n = z.shape[0]
+            loss = self._cross_entropy(z, y, out, dz)
+            if need_grad:
+                np.subtract(out, y, out=dz)
+                dz *= 1.0 / n
+            return loss, out, dz
+        if self.output == "softmax":
+            softmax(z, out, pool.get("scratch", z.shape[::-1]), pool.get("rows", z.shape[:1]))
+        else:
+            output_activation(self.output, z, out)
         if self.name == "mse":
             np.subtract(out, y, out=dz)
             loss = 0.5 * float(np.vdot(dz, dz)) / dz.size
@@ -90,16 +123,28 @@ class Loss:
             if need_grad:
                 np.subtract(out, y, out=dz)
                 dz *= 1.0 / dz.size
-        else:
-            n = z.shape[0]
-            # log p = z - max - log(sum(exp(z - max))): the log-sum-exp form of log-softmax.
-            shifted = z - np.max(z, axis=1, keepdims=True)
-            log_p = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
-            loss = -float(np.vdot(y, log_p)) / n
-            if need_grad:
-                np.subtract(out, y, out=dz)
-                dz *= 1.0 / n
         return loss, out, dz
+
+    def _cross_entropy(self, z: Array, y: Array, out: Array, dz: Array) -> float:
+        """The cross-entropy of softmax(z) against ``y``; leaves softmax(z) in ``out`` (computed
+        exactly as :func:`softmax` does) and uses ``dz`` as scratch.
+
+        log p = z - max - log(sum(exp(z - max))) is the log-sum-exp form of log-softmax: exp never
+        overflows and log never sees 0. One exp serves both the loss and the probabilities.
+        """
+        pool = self._pool
+        scratch = pool.get("scratch", z.shape[::-1])
+        row_max = pool.get("rows", z.shape[:1])
+        row_sum = pool.get("row_sum", z.shape[:1])
+        row_reduce(np.maximum, z, scratch, row_max)
+        np.subtract(z, row_max[:, None], out=out)  # shifted logits
+        np.exp(out, out=dz)
+        row_reduce(np.add, dz, scratch, row_sum)
+        np.log(row_sum, out=row_max)  # the row maxima are no longer needed
+        out -= row_max[:, None]  # log p
+        loss: float = -float(np.vdot(y, out)) / z.shape[0]
+        np.divide(dz, row_sum[:, None], out=out)  # p
+        return loss
 
     def _through_output(self, out: Array, dout: Array) -> None:
         """Turn ``dL/dout`` (in ``dout``) into ``dL/dz`` in place, for the mse loss."""

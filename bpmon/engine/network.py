@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bpmon.engine.activations import Activation, Array, get_activation
+from bpmon.engine.flat import pack
 from bpmon.engine.initializers import init_weights
 from bpmon.engine.layers import BatchNorm, BufferPool, Dense
 from bpmon.engine.losses import Loss
@@ -85,11 +86,29 @@ class Network:
                 bn = BatchNorm(ones, np.zeros_like(ones), bn_eps, bn_momentum)
             act = get_activation(activation) if hidden else None
             self.blocks.append(Block(dense, bn, act, BufferPool(self.dtype)))
-            self.params[f"layer{i}.W"], self.grads[f"layer{i}.W"] = dense.W, dense.dW
-            self.params[f"layer{i}.b"], self.grads[f"layer{i}.b"] = dense.b, dense.db
-            if bn is not None:
-                self.params[f"layer{i}.gamma"], self.grads[f"layer{i}.gamma"] = bn.gamma, bn.dgamma
-                self.params[f"layer{i}.beta"], self.grads[f"layer{i}.beta"] = bn.beta, bn.dbeta
+        self._pack_parameters()
+
+    def _pack_parameters(self) -> None:
+        """Move every parameter into one flat buffer and every gradient into another (see
+        :mod:`bpmon.engine.flat`), rebinding the layers' attributes to the views, and fill
+        ``params``/``grads``. The optimiser then updates the whole network in one pass."""
+        slots: list[tuple[str, Dense | BatchNorm, str, str]] = []
+        for i, block in enumerate(self.blocks):
+            slots += [
+                (f"layer{i}.W", block.dense, "W", "dW"),
+                (f"layer{i}.b", block.dense, "b", "db"),
+            ]
+            if block.bn is not None:
+                slots += [
+                    (f"layer{i}.gamma", block.bn, "gamma", "dgamma"),
+                    (f"layer{i}.beta", block.bn, "beta", "dbeta"),
+                ]
+        params = pack([getattr(layer, p) for _, layer, p, _ in slots])
+        grads = pack([getattr(layer, g) for _, layer, _, g in slots])
+        for (name, layer, p_attr, g_attr), param, grad in zip(slots, params, grads, strict=True):
+            setattr(layer, p_attr, param)
+            setattr(layer, g_attr, grad)
+            self.params[name], self.grads[name] = param, grad
 
     @property
     def output(self) -> str:

@@ -27,12 +27,9 @@ from textual.screen import Screen
 from benchmarks.harness import Figure, Settings, interleave, median, paired_ratio
 from benchmarks.xor import xor_config
 from bpmon.trainer import Snapshot, Trainer
-from bpmon.tui import app as tui_app
-from bpmon.tui.app import BpmonApp
+from bpmon.tui.app import FRAME_INTERVAL, SNAPSHOT_INTERVAL, BpmonApp
 
 SIZE = (80, 24)
-# The app's redraw timer period, for the note on the frame rate (0.1 s when this was written).
-FRAME_INTERVAL: float = getattr(tui_app, "FRAME_INTERVAL", 0.1)
 
 
 class MeasuredApp(BpmonApp):
@@ -77,7 +74,7 @@ def app_rate(warm: float, window: float) -> float:
 
     async def main() -> float:
         preset, config = xor_config()
-        trainer = Trainer(config, preset, interval=0.1)
+        trainer = Trainer(config, preset, interval=SNAPSHOT_INTERVAL)
         app = BpmonApp(trainer)
         async with app.run_test(size=SIZE):
             await asyncio.sleep(warm)
@@ -141,7 +138,7 @@ class LongRun:
 def long_run(warm: float, window: float, total: float) -> LongRun:
     async def main() -> LongRun:
         preset, config = xor_config()
-        trainer = Trainer(config, preset, interval=0.1)
+        trainer = Trainer(config, preset, interval=SNAPSHOT_INTERVAL)
         app = MeasuredApp(trainer)
         async with app.run_test(size=SIZE):
             await asyncio.sleep(warm)
@@ -209,8 +206,9 @@ def run(settings: Settings) -> list[Figure]:
         value=session.fps,
         details={**session.as_json(), "capacity_fps": capacity},
         note=f"the app draws from a {1 / FRAME_INTERVAL:g} Hz timer, and only when a new "
-        f"snapshot has come (the trainer publishes every 0.1 s), so {1 / FRAME_INTERVAL:g} fps "
-        f"is its ceiling; at its CPU cost per frame it could draw ~{capacity:.0f} fps",
+        f"snapshot has come (the trainer publishes every {SNAPSHOT_INTERVAL:g} s), so "
+        f"{1 / FRAME_INTERVAL:g} fps is its ceiling; at its CPU cost per frame it could draw "
+        f"~{capacity:.0f} fps",
     )
     growth = late / early if early > 0 else math.nan
     cost = Figure(

@@ -109,7 +109,7 @@ async def wait_shown(
 
 
 def status_text(app: BpmonApp) -> str:
-    return str(app.query_one(StatusLine).content)
+    return app.query_one(StatusLine).plain
 
 
 def gradient_text(app: BpmonApp) -> str:

@@ -14,9 +14,9 @@ __all__ = ["run_app"]
 def run_app(config: RunConfig, preset: str) -> int:
     """Train ``config`` in a background thread and show it; returns the process exit code."""
     from bpmon.trainer import Trainer
-    from bpmon.tui.app import BpmonApp
+    from bpmon.tui.app import SNAPSHOT_INTERVAL, BpmonApp
 
-    trainer = Trainer(config, preset=preset)
+    trainer = Trainer(config, preset=preset, interval=SNAPSHOT_INTERVAL)
     app = BpmonApp(trainer)
     try:
         app.run()

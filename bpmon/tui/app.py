@@ -31,7 +31,11 @@ from .predictions import PredictionPanel
 from .status import StatusLine
 from .toosmall import MIN_HEIGHT, MIN_WIDTH, TooSmall
 
-FRAME_INTERVAL = 0.1
+# The UI pulls the latest snapshot 12 times a second and the trainer publishes 20 times a
+# second, so every tick finds a new one: at least 10 frames/s reach the screen while training.
+# Only the small panels redraw on every frame; the plot and the table throttle themselves.
+FRAME_INTERVAL = 1 / 12
+SNAPSHOT_INTERVAL = 0.05
 # Side by side needs 80 columns for the gradient bars plus room for a useful plot.
 WIDE_WIDTH = 140
 # How long a key's edit is remembered when the trainer has not yet published a snapshot that

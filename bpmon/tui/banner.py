@@ -11,11 +11,14 @@ from bpmon.trainer import Snapshot
 class DivergenceBanner(Static):
     """Shown only while the run's state is ``diverged``; hidden otherwise."""
 
+    _shown: tuple[int, int | None] | None = None
+
     def show(self, snapshot: Snapshot) -> None:
         diverged = snapshot.state == "diverged"
         self.set_class(diverged, "-shown")
-        if not diverged:
+        if not diverged or self._shown == (snapshot.run_id, snapshot.diverged_step):
             return
+        self._shown = (snapshot.run_id, snapshot.diverged_step)
         step = "?" if snapshot.diverged_step is None else str(snapshot.diverged_step)
         layer = snapshot.diverged_layer or "?"
         self.update(

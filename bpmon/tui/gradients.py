@@ -8,6 +8,7 @@ another activation, so that the two can be compared by eye.
 from __future__ import annotations
 
 import math
+import time
 from typing import ClassVar
 
 from rich.style import Style
@@ -19,6 +20,10 @@ from textual.widgets import Static
 from bpmon.config import Thresholds
 from bpmon.telemetry import STATUSES, LayerStats
 from bpmon.trainer import Snapshot
+
+# While a run trains the bars are redrawn four times a second: a profile change shows within a
+# second, and the bytes a slow SSH link carries stay low. A restart or a pause shows at once.
+GRADIENT_INTERVAL = 0.25
 
 LOG_MIN = -8
 LOG_MAX = 2
@@ -102,9 +107,16 @@ class GradientPanel(VerticalScroll):
         # Wide terminals have the rows to spare for the step-1 bars under the current ones.
         self.detail = False
         self._snapshot: Snapshot | None = None
+        self._shown: dict[str, Text] = {}
+        self._shown_at = 0.0
+        self._shown_key: tuple[int, str, bool] | None = None
 
     def compose(self) -> ComposeResult:
+        # Three widgets, not one: a terminal is sent every line of a widget that changed, and
+        # only the bar rows change while a run trains.
+        yield Static(id="gradients-header")
         yield Static(id="gradients-body")
+        yield Static(id="gradients-legend")
 
     def on_mount(self) -> None:
         self.border_title = "gradients ‖dL/dW‖ · input layer first"
@@ -117,22 +129,45 @@ class GradientPanel(VerticalScroll):
 
     def show(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
-        self.query_one("#gradients-body", Static).update(self.render_snapshot(snapshot))
+        now = time.monotonic()
+        key = (snapshot.run_id, snapshot.state, self.detail)
+        throttled = snapshot.state == "running" and now - self._shown_at < GRADIENT_INTERVAL
+        if key == self._shown_key and throttled:
+            return
+        self._shown_key, self._shown_at = key, now
+        header = self._style("header")
+        self._update(
+            "gradients-header",
+            Text(
+                _COLUMNS.format(
+                    "layer", "in→out", axis_labels(), "norm", "status", "health", "upd/w"
+                ),
+                header,
+                no_wrap=True,
+                overflow="ellipsis",
+            ),
+        )
+        self._update("gradients-body", self.render_rows(snapshot))
+        self._update("gradients-legend", self._legend(snapshot.config.thresholds))
 
-    def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(f"gradients--{name}", partial=True)
+    def _update(self, widget_id: str, text: Text) -> None:
+        shown = self._shown.get(widget_id)
+        if text == shown:
+            return
+        # The lines do not wrap, so the height changes only with their number; skipping the
+        # relayout otherwise keeps a frame cheap.
+        relayout = shown is None or text.plain.count("\n") != shown.plain.count("\n")
+        self.query_one(f"#{widget_id}", Static).update(text, layout=relayout)
+        self._shown[widget_id] = text
 
-    def render_snapshot(self, snapshot: Snapshot) -> Text:
+    def render_rows(self, snapshot: Snapshot) -> Text:
         header = self._style("header")
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(
-            _COLUMNS.format("layer", "in→out", axis_labels(), "norm", "status", "health", "upd/w"),
-            header,
-        )
         if not snapshot.layers:
-            text.append("\n\nno gradients yet: waiting for the first step", self._style("legend"))
-        for layer in snapshot.layers:
-            text.append("\n")
+            text.append("\nno gradients yet: waiting for the first step\n", self._style("legend"))
+        for i, layer in enumerate(snapshot.layers):
+            if i:
+                text.append("\n")
             text.append_text(self._row(layer))
         if self.detail and snapshot.initial_layers:
             text.append("\n\nthe same layers at step 1, fresh from the initialiser:", header)
@@ -140,9 +175,10 @@ class GradientPanel(VerticalScroll):
                 text.append("\n")
                 text.append_text(self._row(layer))
             text.append("\n")
-        text.append("\n")
-        text.append_text(self._legend(snapshot.config.thresholds))
         return text
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(f"gradients--{name}", partial=True)
 
     def _row(self, layer: LayerStats) -> Text:
         status = self._style(layer.status)
@@ -158,7 +194,7 @@ class GradientPanel(VerticalScroll):
 
     def _legend(self, th: Thresholds) -> Text:
         legend = self._style("legend")
-        text = Text()
+        text = Text(no_wrap=True, overflow="ellipsis")
         for i, status in enumerate(STATUSES):
             if i:
                 text.append(" ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -9,6 +10,11 @@ from textual import events
 from textual_plotext import PlotextPlot
 
 from bpmon.trainer import Snapshot
+
+# A running curve is redrawn at most this often: the plot is the largest and most expensive
+# panel, both to render and in bytes sent to the terminal, and once a second still shows the
+# loss moving. Anything else (a new run, a pause, the axis, the size) redraws at once.
+PLOT_INTERVAL = 1.0
 
 # Before the first layout the widget has no width; this is only used to pick points then.
 _FALLBACK_WIDTH = 80
@@ -78,6 +84,8 @@ class LossPanel(PlotextPlot):
         self.log_y = False
         self._snapshot: Snapshot | None = None
         self._drawn: tuple[Any, ...] | None = None
+        self._drawn_step = -1
+        self._drawn_at = 0.0
 
     def on_mount(self) -> None:
         self.border_title = "loss"
@@ -97,15 +105,17 @@ class LossPanel(PlotextPlot):
         width = self.size.width or _FALLBACK_WIDTH
         key = (
             snapshot.run_id,
-            snapshot.step,
+            snapshot.state,
             len(snapshot.previous_loss_steps),
             self.log_y,
             width,
             self.size.height,
         )
-        if key == self._drawn:
+        now = time.monotonic()
+        throttled = snapshot.state == "running" and now - self._drawn_at < PLOT_INTERVAL
+        if key == self._drawn and (snapshot.step == self._drawn_step or throttled):
             return
-        self._drawn = key
+        self._drawn, self._drawn_step, self._drawn_at = key, snapshot.step, now
         self._draw(snapshot, width)
         self.refresh()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 from rich.text import Text
@@ -19,6 +20,9 @@ _SHOWN_WHEN_CUT = 2
 _VALUE_WIDTH = 5
 _CLASS_WIDTH = 6
 _COLUMNS = ("input", "target", "output", "ok")
+# While a run trains, the table is refreshed at most this often: its outputs change in the third
+# decimal on every frame, which nobody can read at 10 Hz but which costs a redraw and bytes.
+TABLE_INTERVAL = 1.0
 
 
 def format_value(v: float) -> str:
@@ -57,6 +61,8 @@ class PredictionPanel(Vertical):
         super().__init__(id=id, classes=classes)
         self._layout: tuple[int, int, bool, int] | None = None
         self._cells: dict[tuple[int, str], str] = {}
+        self._shown_at = 0.0
+        self._shown_run: tuple[int, str] | None = None
 
     def compose(self) -> ComposeResult:
         table: DataTable[str | Text] = DataTable(
@@ -77,6 +83,12 @@ class PredictionPanel(Vertical):
         multiclass = bool(rows) and len(rows[0].output) > 1
         names = max((len(name) for name in snapshot.classes), default=1)
         layout = (len(rows), n_inputs, multiclass, min(_CLASS_WIDTH, names))
+        now = time.monotonic()
+        run = (snapshot.run_id, snapshot.state)
+        throttled = snapshot.state == "running" and now - self._shown_at < TABLE_INTERVAL
+        if layout == self._layout and run == self._shown_run and throttled:
+            return
+        self._shown_at, self._shown_run = now, run
         if layout != self._layout:
             self._rebuild(layout)
         # Rows stay; only cells whose text changed are touched, so a frame costs a few updates.

@@ -24,7 +24,6 @@ from benchmarks.harness import Figure, Settings, comparison, interleave, median,
 from bpmon.config import RunConfig
 from bpmon.data import load_dataset
 from bpmon.engine.activations import Array
-from bpmon.errors import BpmonError
 from bpmon.presets import load_preset
 from bpmon.trainer import Trainer, build_network
 
@@ -32,13 +31,8 @@ FOREVER = 10**12  # epochs: a run that never finishes inside a measurement
 
 
 def xor_config() -> tuple[str, RunConfig]:
-    """The xor preset (xor-story's config where it does not exist), made endless."""
-    for name in ("xor", "xor-story"):
-        try:
-            return name, load_preset(name).config.with_epochs(FOREVER)
-        except BpmonError:
-            continue
-    raise BpmonError("neither the xor nor the xor-story preset was found")
+    """The xor preset, made endless."""
+    return "xor", load_preset("xor").config.with_epochs(FOREVER)
 
 
 def numpy_loop(X: Array, y: Array, params: list[Array], lr: float, steps: int) -> float:

@@ -149,7 +149,7 @@ def run_headless(config: RunConfig, preset: str, args: argparse.Namespace) -> in
     from bpmon.trainer import Trainer
 
     out = sys.stdout
-    bar = _ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
+    bar = _ProgressBar(out) if out.isatty() and not args.json else None
     record: IO[str] | None = None
     if args.record:
         try:

@@ -75,8 +75,9 @@ def record(snap: Snapshot) -> dict[str, Any]:
 
 
 def progress_line(snap: Snapshot) -> str:
-    """The story's progress print: epoch and loss, then every layer's gradient norm."""
-    norms = ", ".join(f"{layer.name}: {layer.grad_norm:.6f}" for layer in snap.layers)
+    """The story's progress print: epoch and loss, then every layer's gradient norm (in
+    scientific notation: the story's six decimals print a starving layer's 1e-7 as 0.000000)."""
+    norms = ", ".join(f"{layer.name}: {layer.grad_norm:.3e}" for layer in snap.layers)
     head = f"Epoch {snap.epoch}, Loss: {snap.loss:.6f}"
     if snap.accuracy is not None:
         head += f", Accuracy: {snap.accuracy:.2%}"

@@ -19,7 +19,8 @@ from bpmon.config import HIDDEN_ACTIVATIONS, MAX_DEPTH, OPTIMIZERS, RunConfig
 from bpmon.errors import BpmonError
 
 if TYPE_CHECKING:
-    from bpmon.trainer import Snapshot
+    from bpmon.presets import Preset
+    from bpmon.trainer import Snapshot, Trainer
 
 EXIT_OK, EXIT_DIVERGED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -139,14 +140,30 @@ def _main(args: argparse.Namespace) -> int:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             raise BpmonError("the monitor needs a terminal; use --headless for text output")
         from bpmon.tui import run_app
+        from bpmon.tui.app import SNAPSHOT_INTERVAL
 
-        return run_app(config, preset.name)
-    return run_headless(config, preset.name, args)
+        return run_app(build_trainer(config, preset, interval=SNAPSHOT_INTERVAL))
+    return run_headless(config, preset, args)
 
 
-def run_headless(config: RunConfig, preset: str, args: argparse.Namespace) -> int:
-    from bpmon import report
+def build_trainer(
+    config: RunConfig,
+    preset: Preset,
+    interval: float,
+    on_snapshot: Callable[[Snapshot], None] | None = None,
+) -> Trainer:
+    """A trainer for ``config``; a network the data set cannot feed (a softmax output on a
+    binary task, say) is bad input, reported as one line like any other."""
     from bpmon.trainer import Trainer
+
+    try:
+        return Trainer(config, preset.name, interval=interval, on_snapshot=on_snapshot)
+    except ValueError as exc:
+        raise BpmonError(f"{preset.path}: {exc}") from None
+
+
+def run_headless(config: RunConfig, preset: Preset, args: argparse.Namespace) -> int:
+    from bpmon import report
 
     out = sys.stdout
     bar = _ProgressBar(out) if out.isatty() and not args.json else None
@@ -165,10 +182,7 @@ def run_headless(config: RunConfig, preset: str, args: argparse.Namespace) -> in
         if bar is not None:
             bar.draw(snap)
 
-    try:
-        trainer = Trainer(config, preset, interval=0.1, on_snapshot=on_snapshot)
-    except ValueError as exc:
-        raise BpmonError(f"{preset}: {exc}") from None
+    trainer = build_trainer(config, preset, interval=0.1, on_snapshot=on_snapshot)
     epochs = config.train.epochs
     every = args.every or max(1, epochs // 10)
     steps_per_epoch = _steps_per_epoch(config, trainer.n_train)

@@ -372,6 +372,16 @@ def test_bad_value_in_toml_names_the_key(tmp_path: Path, toml: str, key: str) ->
     assert key in message and "bad.toml" in message
 
 
+def test_a_network_the_data_cannot_feed_is_bad_input(tmp_path: Path) -> None:
+    # Valid TOML and valid values, but a softmax output on XOR's single target column.
+    toml = '[data]\nname = "xor"\n[model]\noutput = "softmax"\nloss = "cross_entropy"\n'
+    preset = write(tmp_path / "soft.toml", 'description = "softmax on xor"\n' + toml)
+    proc = bpmon("--preset", str(preset), "--headless", cwd=tmp_path)
+    assert proc.returncode == 2
+    message = one_line_error(proc.stderr)
+    assert "soft.toml" in message and "softmax" in message
+
+
 def test_missing_csv_in_a_preset_names_the_csv(tmp_path: Path) -> None:
     toml = '[data]\nname = "csv"\npath = "points.csv"\n'
     preset = write(tmp_path / "mine.toml", 'description = "csv"\n' + toml)

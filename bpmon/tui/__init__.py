@@ -6,17 +6,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bpmon.config import RunConfig
+    from bpmon.trainer import Trainer
 
 __all__ = ["run_app"]
 
 
-def run_app(config: RunConfig, preset: str) -> int:
-    """Train ``config`` in a background thread and show it; returns the process exit code."""
-    from bpmon.trainer import Trainer
-    from bpmon.tui.app import SNAPSHOT_INTERVAL, BpmonApp
+def run_app(trainer: Trainer) -> int:
+    """Run ``trainer`` (not yet started) in its background thread and show it; returns the
+    process exit code. Build it with ``interval=bpmon.tui.app.SNAPSHOT_INTERVAL``."""
+    from bpmon.tui.app import BpmonApp
 
-    trainer = Trainer(config, preset=preset, interval=SNAPSHOT_INTERVAL)
     app = BpmonApp(trainer)
     try:
         app.run()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bpmon.config import DATASETS, DataConfig
+from bpmon.config import DataConfig
 from bpmon.data import DATASET_NAMES, Dataset, load_dataset
 from bpmon.errors import BpmonError
 
@@ -39,8 +39,12 @@ def check_encoding(d: Dataset, y: np.ndarray) -> None:
 # --- every set -------------------------------------------------------------------------------
 
 
-def test_names_match_the_config() -> None:
-    assert DATASET_NAMES == DATASETS
+def test_every_listed_name_builds() -> None:
+    # The names come from the config (the TOML loader validates against them): each one needs
+    # a loader behind it. csv needs a file and has its own tests below.
+    for name in DATASET_NAMES:
+        if name != "csv":
+            assert load_dataset(DataConfig(name=name)).name == name
 
 
 @pytest.mark.parametrize(

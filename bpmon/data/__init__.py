@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from bpmon.config import DataConfig
+from bpmon.config import DATASETS, DataConfig
 from bpmon.data import synthetic
 from bpmon.data.csvdata import read_csv
 from bpmon.data.digits import CLASSES as DIGIT_CLASSES
@@ -43,7 +43,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 Task = Literal["binary", "multiclass"]
 
-DATASET_NAMES: tuple[str, ...] = ("xor", "circle", "moons", "spiral", "blobs", "digits", "csv")
+DATASET_NAMES: tuple[str, ...] = DATASETS
 # Sets whose size is cfg.n; xor, digits and csv have a fixed size.
 _SIZED = ("circle", "moons", "spiral", "blobs")
 _MIN_POINTS = 4

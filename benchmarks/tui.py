@@ -55,6 +55,12 @@ def _rate(a: Snapshot, b: Snapshot) -> float:
     return (b.step - a.step) / (b.elapsed - a.elapsed) if b.elapsed > a.elapsed else 0.0
 
 
+def watched_trainer() -> Trainer:
+    """The endless xor trainer as the monitor runs it (``bpmon --preset xor``)."""
+    preset, config = xor_config()
+    return Trainer(config, preset, interval=SNAPSHOT_INTERVAL)
+
+
 def headless_rate(warm: float, window: float) -> float:
     """Steps/s of the trainer on its thread with nobody watching."""
     preset, config = xor_config()
@@ -73,10 +79,8 @@ def app_rate(warm: float, window: float) -> float:
     """Steps/s of the same trainer while the app shows it."""
 
     async def main() -> float:
-        preset, config = xor_config()
-        trainer = Trainer(config, preset, interval=SNAPSHOT_INTERVAL)
-        app = BpmonApp(trainer)
-        async with app.run_test(size=SIZE):
+        trainer = watched_trainer()
+        async with BpmonApp(trainer).run_test(size=SIZE):
             await asyncio.sleep(warm)
             first = trainer.latest()
             await asyncio.sleep(window)
@@ -137,8 +141,7 @@ class LongRun:
 
 def long_run(warm: float, window: float, total: float) -> LongRun:
     async def main() -> LongRun:
-        preset, config = xor_config()
-        trainer = Trainer(config, preset, interval=SNAPSHOT_INTERVAL)
+        trainer = watched_trainer()
         app = MeasuredApp(trainer)
         async with app.run_test(size=SIZE):
             await asyncio.sleep(warm)

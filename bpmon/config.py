@@ -144,9 +144,6 @@ class RunConfig:
     def with_optimizer(self, optimizer: OptimizerName) -> RunConfig:
         return replace(self, train=replace(self.train, optimizer=optimizer))
 
-    def with_init(self, init: InitName) -> RunConfig:
-        return replace(self, model=replace(self.model, init=init))
-
 
 def architecture(sizes: tuple[int, ...] | list[int]) -> str:
     """``[2, 8, 8, 4, 1]`` -> ``"2-8-8-4-1"``, the form the CLI and the status line print."""

@@ -1,6 +1,6 @@
 """The Textual app: keys become trainer commands, snapshots become panel updates.
 
-The training thread never calls into the UI. A 10 Hz timer on the UI thread fetches
+The training thread never calls into the UI. A 12 Hz timer on the UI thread fetches
 ``trainer.latest()`` and, when it is a new object, hands it to every panel's ``show``. That timer
 is the only thing that redraws, so a fast run cannot flood the terminal and a paused run costs
 nothing. Keys turn into :class:`Command` values sent to the trainer's queue.

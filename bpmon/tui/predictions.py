@@ -21,7 +21,7 @@ _VALUE_WIDTH = 5
 _CLASS_WIDTH = 6
 _COLUMNS = ("input", "target", "output", "ok")
 # While a run trains, the table is refreshed at most this often: its outputs change in the third
-# decimal on every frame, which nobody can read at 10 Hz but which costs a redraw and bytes.
+# decimal on every frame, which nobody can read at 12 Hz but which costs a redraw and bytes.
 TABLE_INTERVAL = 1.0
 
 

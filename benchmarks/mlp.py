@@ -24,7 +24,7 @@ from benchmarks.harness import Figure, Settings, comparison, interleave, skipped
 from bpmon.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from bpmon.data import Dataset
 from bpmon.engine.optimizers import make_optimizer
-from bpmon.trainer import Trainer, build_network
+from bpmon.trainer import Run, Trainer
 
 SIZES = (64, 128, 128, 10)
 BATCH = 1024
@@ -75,7 +75,7 @@ def run(settings: Settings) -> list[Figure]:
 
     def engine_loop(n: int) -> tuple[float, float]:
         """``n`` engine steps from the initial weights: (steps per second, last loss)."""
-        net = build_network(config, data)
+        net = Run.build(config, data).net
         opt = make_optimizer("sgd", net.params, net.grads, LR)
         loss = float("nan")
         t0 = time.perf_counter()
@@ -100,14 +100,14 @@ def run(settings: Settings) -> list[Figure]:
         "bpmon-trainer": Trainer(config, "mlp", data=data).run(max_steps=check_steps).loss,
     }
     if torchnet.available():
-        net = build_network(config, data)
+        net = Run.build(config, data).net
         losses["torch"] = torchnet.softmax_ce_trainer(net, X, labels, LR)(check_steps)[1]
 
     contenders: dict[str, Callable[[], float]] = {"bpmon-engine": engine, "bpmon-trainer": trainer}
     if torchnet.available():
 
         def torch_run() -> float:
-            step_loop = torchnet.softmax_ce_trainer(build_network(config, data), X, labels, LR)
+            step_loop = torchnet.softmax_ce_trainer(Run.build(config, data).net, X, labels, LR)
             return step_loop(steps)[0]
 
         contenders["torch"] = torch_run

@@ -25,9 +25,11 @@ import select
 import signal
 import struct
 import sys
+import tempfile
 import termios
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from benchmarks.harness import Figure, Settings, child_env, median
 from benchmarks.xor import xor_config
@@ -122,8 +124,26 @@ class Child:
             os.close(self.fd)
 
 
-def launch(count_for: float, first_frame_timeout: float = 20.0) -> Session:
-    preset, _ = xor_config()
+# A network whose every step takes seconds on two cores (12 hidden layers of 2048 on the digits,
+# full batch, float32): `q` must still end the process at once, not after the step.
+SLOW_PRESET = """\
+description = "one training step takes seconds"
+[data]
+name = "digits"
+[model]
+hidden = [2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048]
+activation = "relu"
+output = "softmax"
+loss = "cross_entropy"
+init = "he"
+dtype = "float32"
+"""
+
+
+def launch(
+    count_for: float, first_frame_timeout: float = 20.0, preset: str | None = None
+) -> Session:
+    preset = preset or xor_config()[0]
     argv = [sys.executable, "-m", "bpmon", "--preset", preset, "--epochs", str(10**9)]
     env = child_env(TERM="xterm-256color")
     for name in ("COLUMNS", "LINES", "NO_COLOR"):  # the pty's size and colours, nothing else
@@ -175,9 +195,15 @@ def launch(count_for: float, first_frame_timeout: float = 20.0) -> Session:
 def run(settings: Settings) -> list[Figure]:
     count_for = settings.seconds(5.0, 1.0)
     sessions = [launch(count_for) for _ in range(settings.scale(3, 1))]
-    failed = [s for s in sessions if s.exit_code != 0]
+    with tempfile.TemporaryDirectory() as folder:
+        slow_preset = Path(folder) / "slow.toml"
+        slow_preset.write_text(SLOW_PRESET, encoding="utf-8")
+        # The quit is pressed 0.5 s after the first frame: inside the first step.
+        slow = [launch(0.5, preset=str(slow_preset)) for _ in range(settings.scale(3, 1))]
+    failed = [s for s in sessions + slow if s.exit_code != 0]
     if failed:
         raise RuntimeError(f"bpmon in a pty did not start and quit cleanly: {failed[0]}")
+    slow_quits = [s.quit_s for s in slow]
     first = [s.first_frame_s for s in sessions]
     rates = [s.bytes_per_s for s in sessions]
     quits = [s.quit_s for s in sessions]
@@ -216,5 +242,16 @@ def run(settings: Settings) -> list[Figure]:
             value=median(quits),
             samples={"bpmon": quits},
             details={**details, "exit_codes": [s.exit_code for s in sessions]},
+        ),
+        Figure(
+            key="quit_during_long_step_s",
+            title="`q` to process exit during a multi-second step (pty, 12x2048 on digits)",
+            unit="s",
+            target=0.5,
+            op="<=",
+            bpmon=median(slow_quits),
+            value=median(slow_quits),
+            samples={"bpmon": slow_quits},
+            details={"launches": len(slow), "exit_codes": [s.exit_code for s in slow]},
         ),
     ]

@@ -2,20 +2,46 @@
 
 from __future__ import annotations
 
+import re
+import tracemalloc
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, event, example, given, settings
 from hypothesis import strategies as st
 
-from bpmon.config import DataConfig
-from bpmon.data import DATASET_NAMES, Dataset, load_dataset
+import bpmon.data as data_module
+from bpmon import memory
+from bpmon.config import DATASETS, MAX_CLASSES, DataConfig
+from bpmon.data import (
+    DATASET_NAMES,
+    MIN_TRAIN_POINTS,
+    Dataset,
+    csvdata,
+    dataset_bytes,
+    load_dataset,
+)
 from bpmon.errors import BpmonError
 
 SYNTHETIC = ("circle", "moons", "spiral", "blobs")
 ALL_BUT_CSV = ("xor", *SYNTHETIC, "digits")
+# What every message about a configuration value looks like.
+KEY_MESSAGE = re.compile(r"^data\.\w+ = .+: expected ")
+
+
+@contextmanager
+def no_numpy_warnings() -> Iterator[None]:
+    """Fail on any warning, and on any overflow, division by zero or invalid operation that
+    NumPy would otherwise only warn about. (Underflow to 0 is harmless and stays allowed.)"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(over="raise", divide="raise", invalid="raise"):
+            yield
 
 
 def labels_of(d: Dataset, y: np.ndarray) -> np.ndarray:
@@ -223,7 +249,7 @@ def test_split_sizes_and_no_overlap(name: str, n: int, fraction: float, seed: in
     d = load_dataset(cfg)
     whole = load_dataset(replace(cfg, test_fraction=0.0))
     assert d.X_test is not None and d.y_test is not None
-    n_test = min(max(1, round(n * fraction)), n - 1)
+    n_test = min(max(1, round(n * fraction)), n - MIN_TRAIN_POINTS)
     assert len(d.X_test) == len(d.y_test) == n_test
     assert len(d.X_train) == len(d.y_train) == n - n_test
     # The two parts are exactly the original points, each once, with their own targets.
@@ -243,11 +269,11 @@ def test_split_rounds_the_test_size() -> None:
     assert len(d.X_train) == 1438
 
 
-def test_split_holds_out_at_least_one_and_keeps_one() -> None:
+def test_split_holds_out_at_least_one_and_keeps_two() -> None:
     tiny = load_dataset(DataConfig(name="moons", n=10, test_fraction=0.01))
     assert tiny.X_test is not None and len(tiny.X_test) == 1
     most = load_dataset(DataConfig(name="moons", n=4, test_fraction=0.95))
-    assert most.X_test is not None and len(most.X_test) == 3 and len(most.X_train) == 1
+    assert most.X_test is not None and len(most.X_test) == 2 and most.n_train == 2
 
 
 @pytest.mark.parametrize("name", ["circle", "digits"])
@@ -288,7 +314,7 @@ def test_standardisation_ignores_rounding_noise_in_constant_columns(tmp_path: Pa
 @pytest.mark.parametrize(
     ("cfg", "message"),
     [
-        (DataConfig(name="mnist"), "xor, circle, moons, spiral, blobs, digits, csv"),
+        (DataConfig(name="mnist"), "'xor', 'circle', 'moons', 'spiral', 'blobs', 'digits', 'csv'"),
         (DataConfig(name="circle", n=3), "data.n"),
         (DataConfig(name="moons", noise=-0.1), "data.noise"),
         (DataConfig(name="moons", noise=float("nan")), "data.noise"),
@@ -303,13 +329,14 @@ def test_standardisation_ignores_rounding_noise_in_constant_columns(tmp_path: Pa
     ],
 )
 def test_bad_config(cfg: DataConfig, message: str) -> None:
-    with pytest.raises(BpmonError, match=message):
+    with pytest.raises(BpmonError, match=message) as info:
         load_dataset(cfg)
+    assert KEY_MESSAGE.match(str(info.value)), str(info.value)
 
 
 def test_fixed_size_sets_ignore_n() -> None:
-    assert len(load_dataset(DataConfig(name="digits", n=1)).X_train) == 1797
-    assert len(load_dataset(DataConfig(name="xor", n=1, classes=1)).X_train) == 4
+    assert len(load_dataset(DataConfig(name="digits", n=10)).X_train) == 1797
+    assert len(load_dataset(DataConfig(name="xor", n=10, classes=5)).X_train) == 4
 
 
 # --- CSV -------------------------------------------------------------------------------------
@@ -475,3 +502,427 @@ def test_csv_round_trips_numbers(
     assert d.classes == tuple(labels)
     got = [d.classes[k] for k in labels_of(d, d.y_train)]
     assert got == [c for _, _, c in table]
+
+
+# --- hardening: every bad input is one clear message, never a traceback or a wrong result ---
+
+
+def write_table(directory: Path, header: str, rows: list[str], name: str = "t.csv") -> str:
+    path = directory / name
+    path.write_text(header + "\n" + "".join(row + "\n" for row in rows), encoding="utf-8")
+    return str(path)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    k=st.integers(2, 3 * MAX_CLASSES),
+    repeats=st.integers(1, 3),
+    seed=st.integers(0, 2**32 - 1),
+    label_first=st.booleans(),
+)
+@example(k=MAX_CLASSES, repeats=1, seed=0, label_first=False)
+@example(k=MAX_CLASSES + 1, repeats=2, seed=0, label_first=True)
+@example(k=1953, repeats=1, seed=1, label_first=False)
+def test_label_column_of_measurements_is_refused(
+    tmp_path_factory: pytest.TempPathFactory, k: int, repeats: int, seed: int, label_first: bool
+) -> None:
+    # k distinct real numbers in the label column, each on `repeats` rows, in random order: up
+    # to MAX_CLASSES they are classes, past it the file is refused with the exact count.
+    rng = np.random.default_rng(seed)
+    values = [repr(float(v)) for v in rng.uniform(-1e4, 1e4, size=k)]
+    assume(len(set(values)) == k)
+    labels = [values[i] for i in rng.permutation(np.repeat(np.arange(k), repeats))]
+    header = "price,a,b" if label_first else "a,b,price"
+    rows = [f"{v},{i},{-i}" if label_first else f"{i},{-i},{v}" for i, v in enumerate(labels)]
+    path = write_table(tmp_path_factory.mktemp("labels"), header, rows, name="houses.csv")
+    if k > MAX_CLASSES:
+        with pytest.raises(BpmonError) as info:
+            load_csv(path, label="price")
+        assert str(info.value) == (
+            f"{path}: the label column 'price' has {k:,} distinct values; bpmon classifies, "
+            f"and at most {MAX_CLASSES} classes are allowed (a column of measurements is not "
+            "a class label; data.label chooses the label column)"
+        )
+        return
+    d = load_csv(path, label="price")
+    assert d.classes == tuple(sorted(values, key=float))
+    assert d.n_outputs == (1 if k == 2 else k)
+    assert [d.classes[c] for c in labels_of(d, d.y_train)] == labels
+
+
+# Finite float64 values at the edges: the largest, tiny subnormals, signed zeros.
+EDGES = (
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    1e308,
+    -1e308,
+    1.7976931348623157e308,
+    -1.7976931348623157e308,
+    5e-324,
+    -5e-324,
+    2.2250738585072014e-308,
+    1e-300,
+)
+FINITE = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.sampled_from(EDGES))
+
+
+@st.composite
+def feature_columns(draw: st.DrawFn, n: int) -> list[float]:
+    """Any finite values, one value repeated, or two neighbouring floats (constant up to
+    rounding)."""
+    kind = draw(st.sampled_from(["any", "constant", "neighbours"]))
+    if kind == "any":
+        return draw(st.lists(FINITE, min_size=n, max_size=n))
+    v = draw(FINITE)
+    if kind == "constant":
+        return [v] * n
+    w = float(np.nextafter(v, -np.inf if v > 0 else np.inf))
+    return draw(st.lists(st.sampled_from([v, w]), min_size=n, max_size=n))
+
+
+@st.composite
+def feature_tables(draw: st.DrawFn, min_rows: int = 2) -> np.ndarray:
+    n = draw(st.integers(min_rows, 25))
+    d = draw(st.integers(1, 4))
+    return np.array([draw(feature_columns(n)) for _ in range(d)], dtype=np.float64).T
+
+
+def write_features(directory: Path, X: np.ndarray) -> str:
+    """X as a CSV file (repr round-trips every float) with labels a, b, a, b, ..."""
+    header = ",".join(f"f{j}" for j in range(X.shape[1])) + ",label"
+    rows = [",".join(repr(float(v)) for v in row) + f",{'ab'[i % 2]}" for i, row in enumerate(X)]
+    return write_table(directory, header, rows)
+
+
+@settings(max_examples=200, deadline=None)
+@given(X=feature_tables())
+def test_standardisation_of_any_finite_features_is_finite_and_standard(
+    tmp_path_factory: pytest.TempPathFactory, X: np.ndarray
+) -> None:
+    path = write_features(tmp_path_factory.mktemp("std"), X)
+    with no_numpy_warnings():
+        d = load_csv(path, standardize=True)
+    Z = d.X_train
+    assert Z.shape == X.shape and np.isfinite(Z).all()
+    eps = float(np.finfo(np.float64).eps)
+    for col, z in zip(X.T, Z.T, strict=True):
+        if (col == col[0]).all():
+            event("constant column")
+            np.testing.assert_array_equal(z, 0.0)
+            continue
+        # The spread in units of the largest magnitude (scaled first, so that it cannot overflow).
+        spread = float(np.std(col / np.abs(col).max()))
+        if spread > 2e-12:
+            # Rounding in the scaled values is ~eps; dividing by the spread magnifies it.
+            tol = 1e-9 + 100 * eps / spread
+            event("varying column")
+            assert abs(z.mean()) <= tol
+            assert abs(z.std() - 1.0) <= tol
+        elif spread < 0.5e-12:
+            # Constant up to rounding: only centred, so what is left is rounding noise.
+            event("constant up to rounding")
+            assert np.abs(z).max() <= 1e-10
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    X=feature_tables(min_rows=3),
+    fraction=st.floats(0.01, 0.99),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_standardised_test_split_is_finite_or_refused(
+    tmp_path_factory: pytest.TempPathFactory, X: np.ndarray, fraction: float, seed: int
+) -> None:
+    path = write_features(tmp_path_factory.mktemp("split"), X)
+    with no_numpy_warnings():
+        try:
+            d = load_csv(path, test_fraction=fraction, standardize=True, seed=seed)
+        except BpmonError as e:
+            assert re.match(rf"{re.escape(path)}: data\.standardize = true: feature 'f\d'", str(e))
+            assert "expected test values on the scale of the training ones" in str(e)
+            return
+    assert d.X_test is not None
+    assert np.isfinite(d.X_train).all() and np.isfinite(d.X_test).all()
+
+
+def test_test_value_far_outside_the_training_values_is_refused(tmp_path: Path) -> None:
+    # One huge value among tiny ones: standardised by the tiny ones' spread it would be inf.
+    path = write_table(
+        tmp_path, "a,label", [f"{v!r},{'xy'[i % 2]}" for i, v in enumerate([1e308] + [1e-300] * 9)]
+    )
+    outcomes = []
+    for seed in range(20):
+        try:
+            load_csv(path, test_fraction=0.5, standardize=True, seed=seed)
+            outcomes.append("ok")
+        except BpmonError as e:
+            assert "feature 'a' of a test point is 1e+308" in str(e)
+            outcomes.append("refused")
+    # The huge row lands in the test half for some seeds and in the training half for others.
+    assert set(outcomes) == {"ok", "refused"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    name=st.sampled_from(("moons", "spiral", "blobs")),
+    noise=st.one_of(
+        st.floats(0.0, 1.7976931348623157e308),
+        st.sampled_from([1e300, 1e307, 1e308, 1.7976931348623157e308]),
+    ),
+    fraction=st.sampled_from([0.0, 0.3]),
+    standardize=st.booleans(),
+)
+def test_any_finite_noise_gives_finite_points_or_names_data_noise(
+    name: str, noise: float, fraction: float, standardize: bool
+) -> None:
+    cfg = DataConfig(name=name, n=40, noise=noise, test_fraction=fraction, standardize=standardize)
+    with no_numpy_warnings():
+        try:
+            d = load_dataset(cfg)
+        except BpmonError as e:
+            assert str(e).startswith(f"data.noise = {noise!r}: expected a noise level")
+            return
+    assert np.isfinite(d.X_train).all()
+    assert d.X_test is None or np.isfinite(d.X_test).all()
+
+
+@contextmanager
+def traced() -> Iterator[Callable[[], int]]:
+    """Trace allocations (NumPy's too); the yielded function gives the peak so far in bytes."""
+    tracemalloc.start()
+    try:
+        yield lambda: tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.sampled_from(SYNTHETIC),
+    n=st.integers(10**12, 10**18),
+    classes=st.integers(2, MAX_CLASSES),
+)
+@example(name="moons", n=2_000_000_000_000, classes=2)
+def test_sets_too_big_for_memory_are_refused_before_allocating(
+    name: str, n: int, classes: int
+) -> None:
+    with traced() as peak, pytest.raises(BpmonError) as info:
+        load_dataset(DataConfig(name=name, n=n, classes=classes))
+    message = str(info.value)
+    assert message.startswith(f"data.n = {n}") and "available" in message
+    if name in ("spiral", "blobs"):
+        assert f"data.classes = {classes}" in message
+    # Refused from the estimate alone: nothing the size of the set was allocated.
+    assert peak() < 1 << 20
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    name=st.sampled_from(SYNTHETIC),
+    n=st.integers(4, 20_000),
+    classes=st.integers(2, 10),
+    fraction=st.sampled_from([0.0, 0.2, 0.9]),
+    standardize=st.booleans(),
+)
+def test_dataset_bytes_bounds_what_loading_takes(
+    name: str, n: int, classes: int, fraction: float, standardize: bool
+) -> None:
+    cfg = DataConfig(
+        name=name, n=n, classes=min(classes, n), test_fraction=fraction, standardize=standardize
+    )
+    outputs = cfg.classes if name in ("spiral", "blobs") else 1
+    load_dataset(cfg)  # once untraced, so that one-time caches (imports) are not counted
+    with traced() as peak:
+        load_dataset(cfg)
+        # Python's own objects (the generator, small index arrays) are a fixed few KiB.
+        assert peak() <= dataset_bytes(n, 2, outputs) + (64 << 10)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    n_rows=st.integers(MIN_TRAIN_POINTS + 1, 2000),
+    n_features=st.integers(1, 5),
+    n_classes=st.integers(2, 12),
+    fraction=st.sampled_from([0.0, 0.25]),
+    standardize=st.booleans(),
+)
+def test_csv_memory_stays_within_its_estimates(
+    tmp_path_factory: pytest.TempPathFactory,
+    n_rows: int,
+    n_features: int,
+    n_classes: int,
+    fraction: float,
+    standardize: bool,
+) -> None:
+    # Short cells ("1,") are the worst case per byte of the file.
+    rows = [",".join(["1"] * n_features + [str(i % n_classes)]) for i in range(n_rows)]
+    header = ",".join(f"f{j}" for j in range(n_features)) + ",label"
+    path = write_table(tmp_path_factory.mktemp("mem"), header, rows)
+    size = Path(path).stat().st_size
+    classes = min(n_rows, n_classes)
+    outputs = 1 if classes == 2 else classes
+    bound = size * csvdata.PARSE_BYTES_PER_FILE_BYTE + dataset_bytes(n_rows, n_features, outputs)
+    load_csv(path, test_fraction=fraction, standardize=standardize)  # warm up, as above
+    with traced() as peak:
+        load_csv(path, test_fraction=fraction, standardize=standardize)
+        # The file's read buffer and the csv module's row objects are a fixed few KiB.
+        assert peak() <= bound + (64 << 10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n_rows=st.integers(2, 300),
+    share=st.floats(0.0, 1.0, exclude_max=True),
+    after_parse=st.booleans(),
+)
+def test_csv_too_big_for_memory_is_refused(
+    tmp_path_factory: pytest.TempPathFactory, n_rows: int, share: float, after_parse: bool
+) -> None:
+    rows = [f"{i},{2 * i},{'xy'[i % 2]}" for i in range(n_rows)]
+    if not after_parse:
+        rows.append("oops,1,x")  # never reached: the file's size alone is refused
+    path = write_table(tmp_path_factory.mktemp("big"), "a,b,label", rows)
+    if after_parse:
+        need = dataset_bytes(n_rows, 2, 1)
+    else:
+        need = Path(path).stat().st_size * csvdata.PARSE_BYTES_PER_FILE_BYTE
+    available = int(share * need / memory.MAX_SHARE)  # so that MAX_SHARE * available < need
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(memory, "available_bytes", lambda: available)
+        if after_parse:  # let the file through, to reach the check of the parsed table
+            mp.setattr(csvdata, "PARSE_BYTES_PER_FILE_BYTE", 0)
+        with pytest.raises(BpmonError) as info:
+            load_csv(path)
+    message = str(info.value)
+    assert message.startswith(f"data.path = {path!r} (") and "available" in message
+    if after_parse:
+        assert f"({n_rows:,} rows, 2 classes)" in message
+
+
+BAD_VALUES = st.one_of(
+    st.tuples(
+        st.just("name"),
+        st.builds(DataConfig, name=st.text().filter(lambda t: t not in DATASETS)),
+    ),
+    st.tuples(
+        st.just("seed"),
+        st.builds(
+            DataConfig,
+            name=st.sampled_from(ALL_BUT_CSV),
+            seed=st.one_of(st.integers(max_value=-1), st.integers(min_value=2**32)),
+        ),
+    ),
+    st.tuples(
+        st.just("test_fraction"),
+        st.builds(
+            DataConfig,
+            name=st.sampled_from(ALL_BUT_CSV),
+            test_fraction=st.one_of(
+                st.floats(max_value=-1e-300),
+                st.floats(min_value=1.0),
+                st.just(float("nan")),
+            ),
+        ),
+    ),
+    st.tuples(
+        st.just("n"),
+        st.builds(DataConfig, name=st.sampled_from(SYNTHETIC), n=st.integers(max_value=3)),
+    ),
+    st.tuples(
+        st.just("noise"),
+        st.builds(
+            DataConfig,
+            name=st.sampled_from(SYNTHETIC),
+            noise=st.one_of(st.floats(max_value=-1e-300), st.just(float("nan")), st.just(np.inf)),
+        ),
+    ),
+    st.tuples(
+        st.just("classes"),
+        st.builds(
+            DataConfig, name=st.sampled_from(("spiral", "blobs")), classes=st.integers(max_value=1)
+        ),
+    ),
+    st.tuples(
+        st.just("classes"),
+        st.integers(4, 50).flatmap(
+            lambda n: st.builds(
+                DataConfig,
+                name=st.sampled_from(("spiral", "blobs")),
+                n=st.just(n),
+                classes=st.integers(n + 1, n + 100),
+            )
+        ),
+    ),
+    st.tuples(st.just("path"), st.just(DataConfig(name="csv"))),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=BAD_VALUES)
+def test_bad_values_name_key_value_and_expectation(case: tuple[str, DataConfig]) -> None:
+    key, cfg = case
+    with pytest.raises(BpmonError) as info:
+        load_dataset(cfg)
+    message = str(info.value)
+    assert KEY_MESSAGE.match(message), message
+    assert message.startswith(f"data.{key} = ")
+
+
+def test_builders_are_exactly_the_config_names() -> None:
+    assert set(data_module._BUILDERS) == set(DATASETS)
+    assert DATASET_NAMES is DATASETS
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dropped=st.sets(st.sampled_from(DATASETS)),
+    added=st.sets(st.text(min_size=1).filter(lambda t: t not in DATASETS), max_size=3),
+)
+def test_builders_drifting_from_the_config_names_is_caught(
+    dropped: set[str], added: set[str]
+) -> None:
+    builders = [n for n in DATASETS if n not in dropped] + sorted(added)
+    if not dropped and not added:
+        data_module._check_builders(DATASETS, builders)
+        return
+    with pytest.raises(RuntimeError) as info:
+        data_module._check_builders(DATASETS, builders)
+    for name in dropped | added:
+        assert repr(name) in str(info.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    name=st.sampled_from(SYNTHETIC),
+    n=st.integers(4, 60),
+    fraction=st.floats(0.01, 0.99),
+    seed=st.integers(0, 2**32 - 1),
+)
+@example(name="moons", n=4, fraction=0.99, seed=0)
+def test_split_leaves_at_least_two_points_to_train(
+    name: str, n: int, fraction: float, seed: int
+) -> None:
+    d = load_dataset(DataConfig(name=name, n=n, classes=2, seed=seed, test_fraction=fraction))
+    assert d.X_test is not None
+    assert d.n_train == len(d.X_train) == len(d.y_train) >= MIN_TRAIN_POINTS
+    assert len(d.X_test) >= 1 and d.n_train + len(d.X_test) == n
+
+
+@settings(max_examples=30, deadline=None)
+@given(n_rows=st.integers(2, 8), fraction=st.floats(0.01, 0.99), seed=st.integers(0, 99))
+@example(n_rows=2, fraction=0.5, seed=0)
+def test_csv_too_small_to_split_is_refused(
+    tmp_path_factory: pytest.TempPathFactory, n_rows: int, fraction: float, seed: int
+) -> None:
+    rows = [f"{i},{'xy'[i % 2]}" for i in range(n_rows)]
+    path = write_table(tmp_path_factory.mktemp("small"), "a,label", rows)
+    if n_rows <= MIN_TRAIN_POINTS:
+        with pytest.raises(BpmonError) as info:
+            load_csv(path, test_fraction=fraction, seed=seed)
+        assert str(info.value).startswith(f"{path}: data.test_fraction = {fraction!r}: expected 0")
+        assert f"at least {MIN_TRAIN_POINTS + 1}" in str(info.value)
+        return
+    d = load_csv(path, test_fraction=fraction, seed=seed)
+    assert d.n_train >= MIN_TRAIN_POINTS and d.X_test is not None and len(d.X_test) >= 1

@@ -222,8 +222,11 @@ def test_dying_relu_kills_the_units_until_the_output_is_constant() -> None:
     assert snap.state == "finished"
     start, end = dead_fraction(first.layers), dead_fraction(snap.layers)
     assert start < 0.25
-    assert end >= 0.9
-    assert snap.layers[-2].health == 1.0  # the last hidden layer is entirely dead
+    # How many die on the way depends on rounding (the run is chaotic at lr 3): 97% with one
+    # BLAS build, 83% with another. What every build shows is most units dead and the last
+    # hidden layer entirely dead, so that the output no longer depends on the input.
+    assert end >= 0.6
+    assert snap.layers[-2].health == 1.0
     assert abs(snap.loss - math.log(2)) < 1e-3
     assert snap.accuracy == 0.5
 
@@ -294,10 +297,10 @@ def test_unknown_key_is_named_with_its_table(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[train]\nlr = "fast"\n', ["lr", "'fast'", "float"]),
+        ('[train]\nlr = "fast"\n', ["train.lr", "'fast'", "number"]),
         ("[train]\nepochs = 1.5\n", ["epochs", "int"]),
         ('[model]\nhidden = "8,8"\n', ["hidden", "list"]),
-        ('[model]\nbatchnorm = "yes"\n', ["batchnorm", "bool"]),
+        ('[model]\nbatchnorm = "yes"\n', ["model.batchnorm", "true or false"]),
         ("description = 3\n", ["description", "string"]),
         ("data = 3\n", ["[data]", "table"]),
     ],

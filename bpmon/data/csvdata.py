@@ -2,23 +2,52 @@
 
 Every problem with the file is reported as a :class:`~bpmon.errors.BpmonError` whose message
 starts ``FILE:LINE:`` (1-based physical lines, as an editor numbers them) and names the column,
-so that it can be fixed without a traceback. Blank lines are skipped; cells are stripped of
-surrounding spaces; a UTF-8 byte-order mark (as Excel writes) is ignored.
+so that it can be fixed without a traceback; a problem of the whole file or column (no data rows,
+one label value, too many label values) starts ``FILE:``. Blank lines are skipped; cells are
+stripped of surrounding spaces; a UTF-8 byte-order mark (as Excel writes) is ignored.
+
+bpmon classifies: the label column may hold at most :data:`bpmon.config.MAX_CLASSES` distinct
+values. More is almost surely a column of measurements (a price, a temperature), which would
+make a network with thousands of outputs and one-hot targets of rows x values floats.
+
+The file is parsed a row at a time into flat typed arrays (8 bytes a feature, 1 byte a label),
+never into a list of Python strings, and its size is checked against the free memory with
+:func:`bpmon.memory.ensure_fits` before the first row is read.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import os
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TextIO
 
 import numpy as np
 import numpy.typing as npt
 
+from bpmon.config import MAX_CLASSES
 from bpmon.errors import BpmonError
+from bpmon.memory import ensure_fits, format_bytes
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
+
+# A row's label is stored as one byte, the index of its class: MAX_CLASSES must fit in it.
+_LABEL_CODE = "B"
+_LABEL_CODES = 2 ** (8 * array(_LABEL_CODE).itemsize)
+assert MAX_CLASSES <= _LABEL_CODES
+
+# An upper bound on the bytes of memory that parsing takes per byte of the file. A row with k
+# feature cells takes at least 2k + 1 bytes of the file (each cell a character and a separator,
+# the label at least one character) and 8k + 1 bytes of arrays, or 8k + 8 once the label
+# column has more than MAX_CLASSES values (then features are no longer kept and each row keeps
+# an 8-byte hash of its label, to count them); that is at most 16 / 3 bytes per file byte. An
+# array that grows may briefly hold its old and its new buffer (x 2), and afterwards the class
+# indices (or the sorted hashes) take 8 bytes a row, 8 / 3 per file byte: below 14 in all.
+PARSE_BYTES_PER_FILE_BYTE = 16
 
 
 @dataclass(frozen=True)
@@ -37,69 +66,105 @@ def read_csv(path: str, label: str | None) -> CsvTable:
     Label values may be any text. They are sorted (numerically when every one is a number, so
     that ``2`` comes before ``10``), and the k-th becomes class k.
     """
-    rows = _read_rows(path)
-    if not rows:
-        raise BpmonError(f"{path}: the file is empty; it needs a header row and data rows")
-    header_line, header = rows[0]
-    names = tuple(cell.strip() for cell in header)
-    _check_header(path, header_line, names)
-    if len(rows) == 1:
-        raise BpmonError(f"{path}:{header_line}: there is a header row but no data rows")
-
-    label_col = _label_column(path, names, label)
-    feature_cols = [j for j in range(len(names)) if j != label_col]
-    X = np.empty((len(rows) - 1, len(feature_cols)), dtype=np.float64)
-    raw_labels: list[str] = []
-    for i, (line, row) in enumerate(rows[1:]):
-        if len(row) != len(names):
-            raise BpmonError(
-                f"{path}:{line}: the row has {len(row)} cells but the header has {len(names)}"
-            )
-        for k, j in enumerate(feature_cols):
-            X[i, k] = _number(path, line, j, names[j], row[j])
-        value = row[label_col].strip()
-        if not value:
-            raise BpmonError(f"{path}:{line}: {_column(label_col, names)}: the label is empty")
-        raw_labels.append(value)
-
-    classes = _sorted_classes(raw_labels)
-    if len(classes) < 2:
-        raise BpmonError(
-            f"{path}: the label column {names[label_col]!r} has only one value "
-            f"({classes[0]!r}); classification needs at least 2 classes"
-        )
-    index = {c: k for k, c in enumerate(classes)}
-    labels = np.array([index[v] for v in raw_labels], dtype=np.intp)
-    return CsvTable(X, labels, classes, tuple(names[j] for j in feature_cols))
-
-
-def _read_rows(path: str) -> list[tuple[int, list[str]]]:
-    """The non-blank rows, each with the line it starts on."""
-    rows: list[tuple[int, list[str]]] = []
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            # line_num is the last line of the row just read; a quoted cell may span lines, so
-            # the row starts on the line after the previous row ended.
-            previous_end = 0
-            try:
-                for row in reader:
-                    if any(cell.strip() for cell in row):
-                        rows.append((previous_end + 1, row))
-                    previous_end = reader.line_num
-            except csv.Error as e:
-                raise BpmonError(f"{path}:{reader.line_num}: malformed CSV: {e}") from None
-            except UnicodeDecodeError:
-                raise BpmonError(
-                    f"{path}:{reader.line_num + 1}: the file is not UTF-8 text"
-                ) from None
+            size = os.fstat(f.fileno()).st_size
+            # Before the first row: a file too big for memory is refused with its size and the
+            # free memory instead of a MemoryError halfway through.
+            ensure_fits(
+                size * PARSE_BYTES_PER_FILE_BYTE,
+                f"data.path = {path!r} (a file of {format_bytes(size)})",
+            )
+            return _parse(path, f, label)
     except FileNotFoundError:
         raise BpmonError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise BpmonError(f"{path}: is a directory, not a CSV file") from None
     except OSError as e:
         raise BpmonError(f"{path}: cannot read the file: {e.strerror or e}") from None
-    return rows
+
+
+def _parse(path: str, f: TextIO, label: str | None) -> CsvTable:
+    rows = _rows(path, f)
+    first = next(rows, None)
+    if first is None:
+        raise BpmonError(f"{path}: the file is empty; it needs a header row and data rows")
+    header_line, header = first
+    names = tuple(cell.strip() for cell in header)
+    _check_header(path, header_line, names)
+    label_col = _label_column(path, names, label)
+    feature_cols = [j for j in range(len(names)) if j != label_col]
+
+    features = array("d")
+    # Each row's label as an index into `seen` (labels in order of first appearance) while
+    # there are at most MAX_CLASSES of them.
+    codes = array(_LABEL_CODE)
+    seen: dict[str, int] = {}
+    # Past MAX_CLASSES the file is refused, but the message gives the exact count: each further
+    # row keeps a hash of its label (8 bytes, where a set of the strings would keep ~60 per
+    # value). A collision of 64-bit hashes could only make the count in the message one short.
+    overflow = array("q")
+    n_rows = 0
+    for line, row in rows:
+        if len(row) != len(names):
+            raise BpmonError(
+                f"{path}:{line}: the row has {len(row)} cells but the header has {len(names)}"
+            )
+        # Every cell is checked even once the file is known to be refused, so that a bad cell
+        # is reported the same way whatever the label column holds.
+        values = [_number(path, line, j, names[j], row[j]) for j in feature_cols]
+        value = row[label_col].strip()
+        if not value:
+            raise BpmonError(f"{path}:{line}: {_column(label_col, names)}: the label is empty")
+        n_rows += 1
+        code = seen.get(value)
+        if code is None and len(seen) < MAX_CLASSES:
+            code = seen[value] = len(seen)
+        if code is None:
+            overflow.append(hash(value))
+        elif not overflow:
+            features.extend(values)
+            codes.append(code)
+
+    if n_rows == 0:
+        raise BpmonError(f"{path}:{header_line}: there is a header row but no data rows")
+    column = names[label_col]
+    if overflow:
+        count = len(seen) + len(np.unique(np.frombuffer(overflow, dtype=np.int64)))
+        raise BpmonError(
+            f"{path}: the label column {column!r} has {count:,} distinct values; bpmon "
+            f"classifies, and at most {MAX_CLASSES} classes are allowed (a column of "
+            "measurements is not a class label; data.label chooses the label column)"
+        )
+    if len(seen) < 2:
+        raise BpmonError(
+            f"{path}: the label column {column!r} has only one value "
+            f"({next(iter(seen))!r}); classification needs at least 2 classes"
+        )
+    classes = _sorted_classes(list(seen))
+    # seen numbers labels by first appearance; rank maps that number to the sorted class index.
+    rank = np.empty(len(classes), dtype=np.intp)
+    rank[[seen[c] for c in classes]] = np.arange(len(classes))
+    labels = rank[np.frombuffer(codes, dtype=np.uint8)]
+    X = np.frombuffer(features, dtype=np.float64).reshape(n_rows, len(feature_cols))
+    return CsvTable(X, labels, classes, tuple(names[j] for j in feature_cols))
+
+
+def _rows(path: str, f: TextIO) -> Iterator[tuple[int, list[str]]]:
+    """The non-blank rows, each with the line it starts on."""
+    reader = csv.reader(f)
+    # line_num is the last line of the row just read; a quoted cell may span lines, so the row
+    # starts on the line after the previous row ended.
+    previous_end = 0
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                yield previous_end + 1, row
+            previous_end = reader.line_num
+    except csv.Error as e:
+        raise BpmonError(f"{path}:{reader.line_num}: malformed CSV: {e}") from None
+    except UnicodeDecodeError:
+        raise BpmonError(f"{path}:{reader.line_num + 1}: the file is not UTF-8 text") from None
 
 
 def _check_header(path: str, line: int, names: tuple[str, ...]) -> None:
@@ -143,7 +208,8 @@ def _number(path: str, line: int, j: int, name: str, cell: str) -> float:
         value = float(text)
     except ValueError:
         raise BpmonError(f"{where}: {text!r} is not a number") from None
-    # float() accepts "nan" and "inf"; a network fed either only produces NaN losses.
+    # float() accepts "nan" and "inf" (and turns "1e999" into inf); a network fed either only
+    # produces NaN losses.
     if not math.isfinite(value):
         raise BpmonError(f"{where}: {text!r} is not a finite number")
     return value

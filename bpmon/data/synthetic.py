@@ -3,7 +3,8 @@
 Each generator returns ``(X, labels)``: ``X`` float64 of shape ``(n, 2)`` and ``labels`` the
 integer class index of each point (0..C-1), in generation order. Encoding the labels as targets,
 splitting and standardising are left to :func:`bpmon.data.load_dataset`, so that every set gets
-exactly the same treatment.
+exactly the same treatment. A huge ``noise`` can overflow points to inf or NaN; the generators
+do not check, :func:`~bpmon.data.load_dataset` does (and keeps NumPy's warning off the screen).
 """
 
 from __future__ import annotations

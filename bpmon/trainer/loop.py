@@ -1,0 +1,265 @@
+"""The training loop and what it tells the outside world.
+
+The :class:`Trainer` runs one :class:`~bpmon.trainer.run.Run` at a time and talks to consumers
+(the TUI, the headless CLI, the benchmark) in two ways only:
+
+- it *publishes* immutable :class:`~bpmon.trainer.snapshot.Snapshot` values at a time cadence
+  (``interval`` seconds, not every step), by rebinding one attribute that readers fetch with
+  :meth:`Trainer.latest`;
+- it *receives* :class:`~bpmon.trainer.commands.Command` values through a :class:`queue.Queue`.
+
+Nothing else is shared between threads. The per-step path is kept lean because the monitor must
+not slow the training it watches: one step of the run, a cheap ``Queue.empty()`` check and a
+clock read. Its state changes only through :func:`bpmon.trainer.states.after`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from bpmon.config import RunConfig, validate
+from bpmon.data import Dataset
+from bpmon.errors import BpmonError
+from bpmon.trainer.commands import RESTARTING_INTENTS, Command, apply_intent
+from bpmon.trainer.run import Run
+from bpmon.trainer.snapshot import LoopFacts, Snapshot, snapshot_of
+from bpmon.trainer.states import Event, State, after
+
+# The steps/s figure is re-measured over at least this many seconds, so it does not flicker.
+RATE_WINDOW = 0.05
+
+
+class Trainer:
+    """Runs training for one :class:`RunConfig`, in its own thread or in the caller's.
+
+    ``start()``/``stop()`` run the loop on a background thread (the TUI); ``run()`` runs it in the
+    calling thread until the epochs are done or it diverges (the headless CLI, the benchmark).
+    ``on_snapshot`` is called on the training thread with each published snapshot. The config
+    is checked by :func:`bpmon.config.validate`; a bad one raises :class:`BpmonError`.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        preset: str = "",
+        interval: float = 0.1,
+        on_snapshot: Callable[[Snapshot], None] | None = None,
+        data: Dataset | None = None,
+        start_paused: bool = False,
+    ) -> None:
+        self.preset = preset
+        self.interval = interval
+        self.on_snapshot = on_snapshot
+        self._commands: queue.Queue[Command] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._state: State = "paused" if start_paused else "running"
+        self._run_id = 0
+        self._previous: tuple[tuple[int, ...], tuple[float, ...]] = ((), ())
+        self._message = ""
+        self._notice = ""
+        self._notice_id = 0
+        self._t_start = time.perf_counter()
+        self._rate = 0.0
+        self._rate_mark = (self._t_start, 0)
+        self._run = Run.build(validate(config, preset or "config"), data)
+        self._latest = self._snapshot()
+
+    # -- the consumer's side -------------------------------------------------------------------
+
+    def latest(self) -> Snapshot:
+        """The most recently published snapshot (safe from any thread)."""
+        return self._latest
+
+    def send(self, command: Command) -> None:
+        self._commands.put(command)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("trainer already started")
+        self._thread = threading.Thread(target=self._serve, name="bpmon-trainer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Ask the loop to stop and wait up to ``timeout`` seconds for its thread. A step cannot
+        be interrupted halfway, so a long one may outlast the wait; the thread is a daemon and
+        stops at the end of that step (or with the process)."""
+        self._commands.put(Command("stop"))
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def n_train(self) -> int:
+        """Training samples in the current run."""
+        return int(self._run.X.shape[0])
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps in one epoch of the current run (1 for full batch)."""
+        return self._run.steps_per_epoch
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def run(self, max_steps: int | None = None) -> Snapshot:
+        """Train in the calling thread until finished, diverged, stopped or ``max_steps``."""
+        budget = math.inf if max_steps is None else max_steps
+        self._event("resume")
+        self._drain()
+        with _quiet_numpy():
+            while self._state == "running" and self._run.step < budget:
+                self._steps_until_due(budget)
+                self._drain()
+            if self._state == "running":
+                # Budget reached: the loop held back its last publish so that this step is
+                # published once, already as paused (one --record line per snapshot, not two).
+                self._event("pause")
+                return self._publish()
+        return self._latest
+
+    # -- the training thread -------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        with _quiet_numpy():
+            while self._state != "stopped":
+                try:
+                    if self._state == "running":
+                        self._steps_until_due()
+                        self._drain()
+                    else:
+                        self._handle(self._commands.get())
+                except Exception as exc:  # the app stays up: the user sees why and can restart
+                    self._event("fail")
+                    self._message = f"{type(exc).__name__}: {exc}"
+                    self._publish_safely()
+
+    def _event(self, event: Event) -> None:
+        self._state = after(self._state, event)
+
+    def _steps_until_due(self, limit: float = math.inf) -> None:
+        """Train until a snapshot is due, the run ends, a command arrives or the step count
+        reaches ``limit``; then publish (except at ``limit``, see :meth:`run`)."""
+        run = self._run
+        due = time.perf_counter() + self.interval
+        clock = time.perf_counter
+        pending = self._commands.empty
+        while True:
+            outcome = run.train_step()
+            if outcome is not None:
+                self._event(outcome)
+                break
+            if run.step >= limit:
+                return
+            if run.step == 1 or clock() >= due or not pending():
+                break
+        self._publish()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            self._handle(command)
+
+    def _handle(self, command: Command) -> None:
+        kind = command.kind
+        if kind == "stop":
+            self._event("stop")
+        elif kind == "restart":
+            self._restart(command.config or self._run.config, "restart")
+        elif kind in RESTARTING_INTENTS or kind == "lr":
+            self._apply(command)
+        elif kind == "toggle_pause":
+            self._event("toggle")
+        elif kind in ("pause", "resume"):
+            self._event(kind)
+        elif kind == "step" and self._state == "paused":
+            outcome = self._run.train_step()
+            if outcome is not None:
+                self._event(outcome)
+        self._publish()
+
+    def _apply(self, command: Command) -> None:
+        try:
+            config, notice = apply_intent(self._run.config, command)
+        except BpmonError as exc:
+            self._say(str(exc))
+            return
+        if notice:
+            self._say(notice)
+        if command.kind == "lr":
+            self._run.opt.lr = config.train.lr
+            self._run.config = config
+        else:
+            self._restart(config, f"key {command.kind}")
+
+    def _say(self, notice: str) -> None:
+        self._notice = notice
+        self._notice_id += 1
+
+    def _restart(self, config: RunConfig, source: str) -> None:
+        """A fresh network from the config's seed; the old curve is kept for comparison."""
+        old = self._run
+        try:
+            data = old.data if config.data == old.config.data else None
+            self._run = Run.build(validate(config, source), data)
+        except (BpmonError, OSError) as exc:
+            self._message = f"cannot restart: {exc}"
+            return
+        self._rate_mark = (time.perf_counter(), 0)
+        self._previous = (tuple(old.history.steps), tuple(old.history.values))
+        self._run_id += 1
+        self._message = ""
+        self._event("restart")
+
+    def _publish(self) -> Snapshot:
+        snapshot = self._snapshot()
+        self._latest = snapshot
+        if self.on_snapshot is not None:
+            self.on_snapshot(snapshot)
+        return snapshot
+
+    def _publish_safely(self) -> None:
+        """After a failure the run's arrays may be what failed: publish the last snapshot with
+        the new state and message rather than computing a new one."""
+        self._latest = replace(self._latest, state=self._state, message=self._message)
+
+    def _snapshot(self) -> Snapshot:
+        run = self._run
+        now = time.perf_counter()
+        t0, s0 = self._rate_mark
+        if now - t0 >= RATE_WINDOW and run.step > s0:
+            self._rate = (run.step - s0) / (now - t0)
+            self._rate_mark = (now, run.step)
+        elif run.step < s0:
+            self._rate_mark = (now, run.step)
+        return snapshot_of(
+            run,
+            LoopFacts(
+                run_id=self._run_id,
+                preset=self.preset,
+                state=self._state,
+                previous=self._previous,
+                steps_per_second=self._rate,
+                elapsed=now - self._t_start,
+                message=self._message,
+                notice=self._notice,
+                notice_id=self._notice_id,
+            ),
+        )
+
+
+def _quiet_numpy() -> contextlib.AbstractContextManager[object]:
+    """Overflow and NaN are expected in a diverging run, and the trainer reports them itself
+    (state "diverged" with step and layer); NumPy's warnings would only scribble over the
+    terminal. ``errstate`` is per thread, so each training thread enters this itself."""
+    return np.errstate(all="ignore")

@@ -1,0 +1,176 @@
+"""What a run looks like at one moment: the immutable :class:`Snapshot` every consumer reads.
+
+A snapshot holds only tuples, floats, ints and strings (and frozen dataclasses of them), so a
+reader on another thread can never see an array the training loop is writing into. The panels,
+the headless report and the ``--record`` lines are all drawn from snapshots and nothing else.
+
+:func:`snapshot_of` is the one place that turns the state of a run into a snapshot: telemetry,
+accuracy and predictions are computed here, only when a snapshot is due, never on every step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bpmon.config import RunConfig, Thresholds
+from bpmon.engine.activations import Array
+from bpmon.telemetry import LayerStats, collect
+from bpmon.trainer.run import Run
+from bpmon.trainer.states import State
+
+PREDICTION_ROWS = 16
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One row of the prediction table. ``output`` is the network's output row (one probability
+    for a binary task, one per class otherwise); ``target`` and ``predicted`` are class indices.
+    A row whose output is not finite is never ``correct``, whatever its ``predicted`` says."""
+
+    inputs: tuple[float, ...]
+    target: int
+    output: tuple[float, ...]
+    predicted: int
+    correct: bool
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a consumer may show about a run at one moment; immutable, plain values.
+
+    ``message`` is sticky (why the run is in error, why a restart failed); ``notice`` is said
+    once, each time ``notice_id`` changes (an intent that was refused or clamped).
+    ``switches`` is the architecture with the switches a user can flip: ``"2-8-8-4-1 relu +bn"``.
+    """
+
+    run_id: int
+    preset: str
+    config: RunConfig
+    architecture: str
+    switches: str
+    state: State
+    step: int
+    epoch: int
+    epochs: int
+    loss: float
+    loss_steps: tuple[int, ...]
+    loss_values: tuple[float, ...]
+    previous_loss_steps: tuple[int, ...]
+    previous_loss_values: tuple[float, ...]
+    layers: tuple[LayerStats, ...]
+    initial_layers: tuple[LayerStats, ...]
+    accuracy: float | None
+    test_accuracy: float | None
+    predictions: tuple[Prediction, ...]
+    classes: tuple[str, ...]
+    steps_per_second: float
+    lr: float
+    elapsed: float
+    thresholds: Thresholds
+    diverged_step: int | None = None
+    diverged_layer: str | None = None
+    message: str = ""
+    notice: str = ""
+    notice_id: int = 0
+
+
+@dataclass(frozen=True)
+class LoopFacts:
+    """What the loop, not the run, knows at publishing time."""
+
+    run_id: int
+    preset: str
+    state: State
+    previous: tuple[tuple[int, ...], tuple[float, ...]]
+    steps_per_second: float
+    elapsed: float
+    message: str
+    notice: str
+    notice_id: int
+
+
+def correct_rows(output: Array, y: Array) -> Array:
+    """Per row, whether the prediction is right: threshold 0.5 for a single output, argmax for
+    one-hot targets. A row with a non-finite output is wrong: NaN > 0.5 is False, which would
+    otherwise score a NaN as a correct "class 0", and argmax of a NaN row is arbitrary."""
+    finite = np.isfinite(output).all(axis=1)
+    if y.shape[1] == 1:
+        right = (output[:, 0] > 0.5) == (y[:, 0] > 0.5)
+    else:
+        right = np.argmax(output, axis=1) == np.argmax(y, axis=1)
+    ok: Array = right & finite
+    return ok
+
+
+def accuracy(output: Array, y: Array) -> float:
+    """Fraction of rows :func:`correct_rows` counts right."""
+    return float(np.mean(correct_rows(output, y)))
+
+
+def switches(config: RunConfig, architecture: str) -> str:
+    bn = " +bn" if config.model.batchnorm else ""
+    return f"{architecture} {config.model.activation}{bn}"
+
+
+def snapshot_of(run: Run, facts: LoopFacts) -> Snapshot:
+    """The snapshot of ``run`` as it is now."""
+    layers = collect(run.net, run.opt, run.config.thresholds) if run.step > 0 else ()
+    out = run.net.predict(run.X)
+    test_acc = None
+    if run.X_test is not None and run.y_test is not None:
+        test_acc = accuracy(run.net.predict(run.X_test), run.y_test)
+    architecture = run.net.architecture
+    return Snapshot(
+        run_id=facts.run_id,
+        preset=facts.preset,
+        config=run.config,
+        architecture=architecture,
+        switches=switches(run.config, architecture),
+        state=facts.state,
+        step=run.step,
+        epoch=run.epoch,
+        epochs=run.config.train.epochs,
+        loss=run.loss,
+        loss_steps=tuple(run.history.steps),
+        loss_values=tuple(run.history.values),
+        previous_loss_steps=facts.previous[0],
+        previous_loss_values=facts.previous[1],
+        layers=layers,
+        initial_layers=run.initial_layers,
+        accuracy=accuracy(out, run.y),
+        test_accuracy=test_acc,
+        predictions=_predictions(run.X, run.y, out),
+        classes=run.data.classes,
+        steps_per_second=facts.steps_per_second,
+        lr=run.opt.lr,
+        elapsed=facts.elapsed,
+        thresholds=run.config.thresholds,
+        diverged_step=run.diverged_step,
+        diverged_layer=run.diverged_layer,
+        message=facts.message,
+        notice=facts.notice,
+        notice_id=facts.notice_id,
+    )
+
+
+def _predictions(X: Array, y: Array, out: Array) -> tuple[Prediction, ...]:
+    rows = min(PREDICTION_ROWS, X.shape[0])
+    right = correct_rows(out[:rows], y[:rows])
+    predictions = []
+    for i in range(rows):
+        if y.shape[1] == 1:
+            target, predicted = int(y[i, 0] > 0.5), int(out[i, 0] > 0.5)
+        else:
+            target, predicted = int(np.argmax(y[i])), int(np.argmax(out[i]))
+        predictions.append(
+            Prediction(
+                inputs=tuple(float(v) for v in X[i]),
+                target=target,
+                output=tuple(float(v) for v in out[i]),
+                predicted=predicted,
+                correct=bool(right[i]),
+            )
+        )
+    return tuple(predictions)

@@ -6,8 +6,11 @@ that arrived at the layer's output, and the health of the activation that follow
 fraction of saturated entries for sigmoid/tanh, of dead units for the ReLU family). Each layer
 then gets a status from :func:`classify`.
 
-This module reads engine arrays and returns plain immutable values; it is called from the
-trainer's thread only, at snapshot time, never on every step.
+Every figure is computed from :class:`~bpmon.engine.view.LayerView` objects only
+(:func:`layer_stats`): a network hands them out through its public ``layer_views``, and anything
+else that can express its layers as arrays and activation names gets the same figures. This
+module returns plain immutable values; it is called from the trainer's thread only, at snapshot
+time, never on every step.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from typing import Literal
 import numpy as np
 
 from bpmon.config import Thresholds
-from bpmon.engine.activations import Array
+from bpmon.engine.activations import ACTIVATIONS_BY_NAME, Array
 from bpmon.engine.network import Network
 from bpmon.engine.optimizers import Optimizer
+from bpmon.engine.view import LayerView
 
 Status = Literal["vanishing", "healthy", "exploding", "nonfinite"]
 STATUSES: tuple[Status, ...] = ("vanishing", "healthy", "exploding", "nonfinite")
@@ -31,7 +35,8 @@ STATUSES: tuple[Status, ...] = ("vanishing", "healthy", "exploding", "nonfinite"
 @dataclass(frozen=True)
 class LayerStats:
     """One Dense layer at one snapshot. ``health_label`` says what ``health`` counts
-    ("saturated" or "dead"; empty for the output layer, which has no hidden activation)."""
+    ("saturated" or "dead"; empty for the output layer, which has no hidden activation).
+    ``activation`` names the hidden activation after the layer (None for the output layer)."""
 
     name: str
     fan_in: int
@@ -44,6 +49,7 @@ class LayerStats:
     health: float
     health_label: str
     status: Status
+    activation: str | None = None
 
 
 def _norm(a: Array | None) -> float:
@@ -88,47 +94,68 @@ def classify(grad_norms: Sequence[float], th: Thresholds) -> tuple[Status, ...]:
     return tuple(statuses)
 
 
+def layer_stats(views: Sequence[LayerView], th: Thresholds) -> tuple[LayerStats, ...]:
+    """The telemetry of each layer, computed from its view alone.
+
+    ``views`` come from :meth:`bpmon.engine.network.Network.layer_views` or from anything else
+    that builds :class:`LayerView` objects (plain arrays and activation names are enough). A
+    figure whose input is missing from a view (None) is NaN; an activation named but not
+    implemented here, or without ``z``/``a``, has health 0 and no label.
+    """
+    grad_norms = [_norm(v.dW) for v in views]
+    statuses = classify(grad_norms, th)
+    return tuple(_stats(v, g, s) for v, g, s in zip(views, grad_norms, statuses, strict=True))
+
+
+def _stats(view: LayerView, grad_norm: float, status: Status) -> LayerStats:
+    w_norm = _norm(view.W)
+    update = view.update
+    ratio = _norm(update) / w_norm if update is not None and w_norm > 0 else math.nan
+    health, label = _health(view)
+    return LayerStats(
+        name=view.name,
+        fan_in=view.fan_in,
+        fan_out=view.fan_out,
+        grad_norm=grad_norm,
+        bias_grad_norm=_norm(view.db),
+        weight_norm=w_norm,
+        update_ratio=ratio,
+        delta_norm=_norm(view.delta),
+        health=health,
+        health_label=label,
+        status=status,
+        activation=view.activation,
+    )
+
+
+def _health(view: LayerView) -> tuple[float, str]:
+    """``(health, health_label)`` of the activation the view names, from its ``a`` and ``z``."""
+    act_cls = ACTIVATIONS_BY_NAME.get(view.activation) if view.activation is not None else None
+    if act_cls is None or view.a is None or view.z is None:
+        return 0.0, ""
+    return act_cls().health(view.a, view.z), act_cls.health_label
+
+
 def collect(net: Network, optimizer: Optimizer | None, th: Thresholds) -> tuple[LayerStats, ...]:
     """Telemetry of every Dense layer from the network's last training step."""
-    steps = optimizer.steps if optimizer is not None else {}
-    raw = []
-    for i, block in enumerate(net.blocks):
-        dense = block.dense
-        w_norm = _norm(dense.W)
-        step = steps.get(f"layer{i}.W")
-        ratio = _norm(step) / w_norm if step is not None and w_norm > 0 else math.nan
-        if block.act is not None and block.a is not None and block.z is not None:
-            health = block.act.health(block.a, block.z)
-            label = block.act.health_label
-        else:
-            health, label = 0.0, ""
-        raw.append(
-            (
-                f"layer{i}",
-                dense.W.shape[0],
-                dense.W.shape[1],
-                _norm(dense.dW),
-                _norm(dense.db),
-                w_norm,
-                ratio,
-                _norm(dense.delta),
-                health,
-                label,
-            )
-        )
-    statuses = classify([r[3] for r in raw], th)
-    return tuple(LayerStats(*r, status=s) for r, s in zip(raw, statuses, strict=True))
+    return layer_stats(net.layer_views(optimizer.steps if optimizer is not None else None), th)
+
+
+def first_nonfinite(views: Sequence[LayerView]) -> str:
+    """Where a non-finite loss came from: the name of the first view, input side first, whose
+    parameters (``W`` and ``params``) or forward signals (``z``, ``a``) are not finite, else the
+    last view's (the blow-up happened in the output layer: its logits or the loss itself).
+    Gradients are not looked at: once the loss is NaN, backward spreads it to every layer, so
+    they cannot tell where it started."""
+    if not views:
+        raise ValueError("first_nonfinite needs at least one layer view")
+    for view in views:
+        arrays = [view.W, *view.params.values(), view.z, view.a]
+        if any(a is not None and not np.isfinite(a).all() for a in arrays):
+            return view.name
+    return views[-1].name
 
 
 def first_nonfinite_layer(net: Network) -> str:
-    """Where a non-finite loss came from: the first layer, input side first, whose parameters or
-    forward signals are not finite. Gradients are not looked at: once the loss is NaN, backward
-    spreads it to every layer, so they cannot tell where it started. When every hidden signal is
-    finite, the blow-up happened in the output layer (its logits or the loss itself)."""
-    for i, block in enumerate(net.blocks):
-        arrays = [block.dense.W, block.dense.b, block.z, block.a]
-        if block.bn is not None:
-            arrays += [block.bn.gamma, block.bn.beta]
-        if any(a is not None and not np.isfinite(a).all() for a in arrays):
-            return f"layer{i}"
-    return f"layer{len(net.blocks) - 1}"
+    """:func:`first_nonfinite` of ``net``'s layers, batch-norm parameters included."""
+    return first_nonfinite(net.layer_views())

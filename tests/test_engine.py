@@ -1,20 +1,31 @@
 """Numerics, conventions and plumbing of the engine: activations, losses, the story's SimpleNet,
-dtypes, validation, caching and initialisation."""
+dtypes, validation, caching, initialisation, the name registries and the per-layer views."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import subprocess
+import sys
+import textwrap
 import warnings
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 import bpmon
-from bpmon.engine import make_optimizer
-from bpmon.engine.activations import get_activation
-from bpmon.engine.losses import Loss
+from bpmon import config
+from bpmon.engine import LayerView, make_optimizer
+from bpmon.engine.activations import ACTIVATIONS_BY_NAME, get_activation
+from bpmon.engine.initializers import INITS_BY_NAME, init_std
+from bpmon.engine.losses import LOSSES_BY_NAME, OUTPUTS_BY_NAME, Loss
+from bpmon.engine.optimizers import OPTIMIZERS_BY_NAME
+from bpmon.engine.registry import RegistryMismatchError, check_names
 
 Array = NDArray[np.floating]
 
@@ -340,3 +351,178 @@ def test_same_seed_same_params_different_seed_different() -> None:
         assert a.params[name] is not b.params[name]
     for name in ("layer0.W", "layer1.W", "layer2.W", "layer3.W"):
         assert not np.array_equal(a.params[name], c.params[name]), name
+
+
+# --- name registries ---------------------------------------------------------------------------
+
+# (kind, the engine's registry, the names bpmon.config lists for it, the module that checks them)
+REGISTRIES: list[tuple[str, Mapping[str, object], tuple[str, ...], str]] = [
+    ("activation", ACTIVATIONS_BY_NAME, config.ACTIVATIONS, "bpmon.engine.activations"),
+    ("output", OUTPUTS_BY_NAME, config.OUTPUTS, "bpmon.engine.losses"),
+    ("loss", LOSSES_BY_NAME, config.LOSSES, "bpmon.engine.losses"),
+    ("init", INITS_BY_NAME, config.INITS, "bpmon.engine.initializers"),
+    ("optimizer", OPTIMIZERS_BY_NAME, config.OPTIMIZERS, "bpmon.engine.optimizers"),
+]
+CONFIG_TUPLES = {
+    "activation": "ACTIVATIONS",
+    "output": "OUTPUTS",
+    "loss": "LOSSES",
+    "init": "INITS",
+    "optimizer": "OPTIMIZERS",
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "registry", "names", "module"), REGISTRIES, ids=[r[0] for r in REGISTRIES]
+)
+def test_every_registry_has_exactly_the_configs_names(
+    kind: str, registry: Mapping[str, object], names: tuple[str, ...], module: str
+) -> None:
+    assert len(set(names)) == len(names), f"{kind}: duplicate names in bpmon.config"
+    assert set(registry) == set(names), kind
+
+
+def test_hidden_activations_are_activations() -> None:
+    assert set(config.HIDDEN_ACTIVATIONS) <= set(config.ACTIVATIONS)
+    assert "identity" not in config.HIDDEN_ACTIVATIONS
+
+
+def test_every_name_builds_through_the_public_entry_points() -> None:
+    for activation in config.ACTIVATIONS:
+        assert get_activation(activation).name == activation
+    params: dict[str, Array] = {"p": np.ones(3)}
+    for optimizer in config.OPTIMIZERS:
+        opt = make_optimizer(optimizer, params, {"p": np.zeros(3)}, 0.1)
+        assert type(opt) is OPTIMIZERS_BY_NAME[optimizer]
+    for init in config.INITS:
+        assert init_std(init, 30, 20, 0.1) > 0
+    f64 = np.dtype(np.float64)
+    for loss in config.LOSSES:
+        for output in config.OUTPUTS:
+            if output in LOSSES_BY_NAME[loss].outputs:
+                assert Loss(loss, output, f64).output == output
+            else:
+                with pytest.raises(ValueError, match=loss):
+                    Loss(loss, output, f64)
+    for output in config.OUTPUTS:
+        net = bpmon.Network([2, 3, 2], output=output, loss="mse")
+        assert net.output == output and net.predict(np.ones((1, 2))).shape == (1, 2)
+
+
+# Each public way of naming a component, called with a given name.
+LOOKUPS: dict[str, Callable[[str], object]] = {
+    "activation": get_activation,
+    "optimizer": lambda name: make_optimizer(name, {"p": np.ones(2)}, {"p": np.ones(2)}, 0.1),
+    "init": lambda name: init_std(name, 2, 2),
+    "loss": lambda name: Loss(name, "softmax", np.dtype(np.float64)),
+    "output": lambda name: Loss("mse", name, np.dtype(np.float64)),
+}
+
+
+@settings(max_examples=50, deadline=None)
+@given(kind=st.sampled_from(sorted(LOOKUPS)), name=st.text(max_size=12))
+def test_an_unknown_name_raises_value_error_listing_the_known_ones(kind: str, name: str) -> None:
+    known: Collection[str] = getattr(config, CONFIG_TUPLES[kind])
+    if name in known:
+        return
+    with pytest.raises(ValueError, match=f"unknown {kind}") as info:
+        LOOKUPS[kind](name)
+    for k in known:
+        assert k in str(info.value)
+
+
+def test_check_names_reports_drift_both_ways() -> None:
+    check_names("thing", {"a": 1, "b": 2}, ("b", "a"))  # order does not matter
+    with pytest.raises(RegistryMismatchError, match=r"not implemented: \['c'\]"):
+        check_names("thing", {"a": 1}, ("a", "c"))
+    with pytest.raises(RegistryMismatchError, match=r"not listed in bpmon.config: \['z'\]"):
+        check_names("thing", {"a": 1, "z": 2}, ("a",))
+
+
+def test_a_name_added_to_the_config_only_fails_the_import() -> None:
+    """For each kind, a fresh interpreter adds a name to bpmon.config's tuple and imports the
+    engine module: the import must fail, naming the kind and the missing name."""
+    script = textwrap.dedent(
+        """
+        import importlib, sys
+        import bpmon.config as config
+        from bpmon.engine.registry import RegistryMismatchError
+        for kind, attr, module in %r:
+            original = getattr(config, attr)
+            setattr(config, attr, (*original, "bogus_name"))
+            for loaded in [m for m in sys.modules if m.startswith("bpmon.engine.")]:
+                if loaded != "bpmon.engine.registry":
+                    del sys.modules[loaded]
+            try:
+                importlib.import_module(module)
+            except RegistryMismatchError as exc:
+                assert kind in str(exc) and "bogus_name" in str(exc), exc
+                print("failed as expected:", kind)
+            else:
+                raise SystemExit(f"{module} imported despite a drifted {attr}")
+            finally:
+                setattr(config, attr, original)
+        """
+    ) % ([(kind, CONFIG_TUPLES[kind], module) for kind, _, _, module in REGISTRIES],)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert proc.stdout.count("failed as expected") == len(REGISTRIES)
+
+
+# --- per-layer views ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_layer_views_describe_every_dense_layer(batchnorm: bool) -> None:
+    net = bpmon.Network([3, 5, 4, 2], activation="tanh", output="identity", batchnorm=batchnorm)
+    views = net.layer_views()
+    assert [v.name for v in views] == ["layer0", "layer1", "layer2"]
+    assert [(v.fan_in, v.fan_out) for v in views] == [(3, 5), (5, 4), (4, 2)]
+    assert [v.activation for v in views] == ["tanh", "tanh", None]
+    # Before any training pass: no signals, no updates.
+    assert all(v.z is None and v.a is None and v.delta is None for v in views)
+    assert all(v.update is None for v in views)
+
+    for i, v in enumerate(views):
+        expected = {f"layer{i}.W", f"layer{i}.b"}
+        if batchnorm and i < 2:
+            expected |= {f"layer{i}.gamma", f"layer{i}.beta"}
+        assert set(v.params) == expected
+        for name, p in v.params.items():
+            assert p is net.params[name]
+        # Live views of the network's own buffers, not copies.
+        assert v.W is net.params[f"layer{i}.W"]
+        assert v.dW is net.grads[f"layer{i}.W"] and v.db is net.grads[f"layer{i}.b"]
+        with pytest.raises(TypeError):
+            v.params[f"layer{i}.W"] = np.zeros(1)  # type: ignore[index]
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            v.W = np.zeros(1)  # type: ignore[misc]
+
+
+def test_layer_views_after_a_step_carry_signals_and_updates() -> None:
+    net = bpmon.Network([3, 5, 2], activation="relu", output="identity", seed=1)
+    opt = make_optimizer("momentum", net.params, net.grads, 0.1)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((7, 3)), rng.standard_normal((7, 2))
+    net.forward_backward(X, y)
+    opt.step()
+    hidden, out = net.layer_views(opt.steps)
+    assert hidden.update is opt.steps["layer0.W"] and out.update is opt.steps["layer1.W"]
+    assert hidden.z is not None and hidden.a is not None and hidden.delta is not None
+    assert hidden.z.shape == hidden.a.shape == hidden.delta.shape == (7, 5)
+    np.testing.assert_array_equal(hidden.a, np.maximum(hidden.z, 0.0))
+    assert out.z is None and out.a is None
+    # The output layer's delta is dL/dz of mse through identity, (z - y) / E, with z from the
+    # weights before the step: W_old = W_new + update.
+    assert out.update is not None and out.delta is not None
+    W_old = out.W + out.update
+    b_old = net.params["layer1.b"] + opt.steps["layer1.b"]
+    np.testing.assert_allclose(out.delta, (hidden.a @ W_old + b_old - y) / y.size, rtol=1e-12)
+
+
+def test_layer_view_from_plain_arrays() -> None:
+    view = LayerView(name="dense", W=np.zeros((4, 3)))
+    assert (view.fan_in, view.fan_out) == (4, 3)
+    assert view.dW is None and view.activation is None and dict(view.params) == {}

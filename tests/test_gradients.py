@@ -16,17 +16,15 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 import bpmon
+from bpmon.config import HIDDEN_ACTIVATIONS, LOSSES
+from bpmon.engine.losses import LOSSES_BY_NAME
 
 Array = NDArray[np.floating]
 Case = tuple[bpmon.Network, Array, Array]
 
-HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu")
-LOSS_OUTPUT_PAIRS = (
-    ("mse", "identity"),
-    ("mse", "sigmoid"),
-    ("mse", "softmax"),
-    ("bce", "sigmoid"),
-    ("cross_entropy", "softmax"),
+# Every loss with every output it is defined with, from the registry: a new one is checked too.
+LOSS_OUTPUT_PAIRS = tuple(
+    (loss, output) for loss in LOSSES for output in LOSSES_BY_NAME[loss].outputs
 )
 H = 1e-5
 REL_TOL = 1e-6

@@ -5,5 +5,6 @@ Pure NumPy; nothing here imports Textual or knows about the monitor.
 
 from bpmon.engine.network import Network
 from bpmon.engine.optimizers import Optimizer, make_optimizer
+from bpmon.engine.view import LayerView
 
-__all__ = ["Network", "Optimizer", "make_optimizer"]
+__all__ = ["LayerView", "Network", "Optimizer", "make_optimizer"]

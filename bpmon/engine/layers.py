@@ -42,7 +42,8 @@ class BufferPool:
 
 
 class Dense:
-    """``z = x @ W + b``.
+    """``z = x @ W + b``; backward from ``delta = dL/dz``: ``dW = x^T delta``,
+    ``db = 1^T delta`` (the column sums) and ``dx = delta W^T``.
 
     ``delta`` keeps the last error signal ``dL/dz`` that arrived at this layer, which is what the
     story prints as delta1/delta2 and what the telemetry reports as the layer's delta norm.
@@ -58,6 +59,7 @@ class Dense:
         self.delta: Array | None = None
 
     def forward(self, x: Array, training: bool = True) -> Array:
+        """``z = x @ W + b``; training mode keeps ``x`` for the backward pass."""
         if not training:
             return x @ self.W + self.b
         self._x = x
@@ -67,7 +69,8 @@ class Dense:
         return z
 
     def backward(self, dz: Array, need_dx: bool = True) -> Array | None:
-        """Fill ``dW``/``db`` from ``dz = dL/dz`` and return ``dL/dx`` (None if not needed)."""
+        """Fill ``dW = x^T dz`` and ``db = 1^T dz`` from ``dz = dL/dz``, and return
+        ``dL/dx = dz W^T`` (None if not needed)."""
         x = self._x
         if x is None:
             raise RuntimeError("Dense.backward called before a training-mode forward")
@@ -115,6 +118,8 @@ class BatchNorm:
         self._inv_std: Array | None = None
 
     def forward(self, z: Array, training: bool = True) -> Array:
+        """``y = gamma * xhat + beta`` with ``xhat = (z - mu) / sqrt(var + eps)``, ``mu`` and
+        ``var`` the batch's (training) or the running statistics (eval)."""
         if not training:
             scale = self.gamma / np.sqrt(self.running_var + self.eps)
             y: Array = (z - self.running_mean) * scale + self.beta
@@ -152,7 +157,7 @@ class BatchNorm:
         return y
 
     def backward(self, dy: Array) -> Array:
-        """dL/dz from dL/dy, and fill ``dgamma``/``dbeta``.
+        """dL/dz from dL/dy, and fill ``dbeta = sum(dy)`` and ``dgamma = sum(dy * xhat)``.
 
         With ``xhat = (z - mu) * inv_std`` and ``g = dy * gamma``, differentiating through mu and
         the variance gives the standard compact form

@@ -12,14 +12,30 @@ Conventions, all means so that the gradient scale does not depend on the batch s
 
 ``value_and_grad`` returns the loss, the output activations and ``dL/dz``. The returned arrays
 are the loss's own buffers, valid until its next call.
+
+The gradients with respect to the logits, ``N`` the batch size and ``E = N * outputs`` the number
+of elements:
+
+- ``mse``: ``dL/dout = (out - y) / E``, then through the output activation: times
+  ``out (1 - out)`` for sigmoid, the softmax Jacobian ``p * (g - sum(g * p))`` per row for softmax;
+- ``bce`` with sigmoid: ``dL/dz = (s - y) / E`` (the sigmoid's slope cancels the log's);
+- ``cross_entropy`` with softmax: ``dL/dz = (p - y) / N`` (for rows of ``y`` that sum to 1).
+
+Registries, keyed by the names of :mod:`bpmon.config`: ``OUTPUTS_BY_NAME`` (the output activation
+functions) and ``LOSSES_BY_NAME`` (each loss's implementation and the outputs it works with).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
+from bpmon.config import LOSSES, OUTPUTS
 from bpmon.engine.activations import Array, Sigmoid
 from bpmon.engine.layers import BufferPool
+from bpmon.engine.registry import check_names, lookup
 
 _sigmoid = Sigmoid()
 
@@ -39,8 +55,8 @@ def row_reduce(ufunc: np.ufunc, x: Array, scratch: Array, out: Array) -> Array:
 
 
 def softmax(z: Array, out: Array, scratch: Array | None = None, rows: Array | None = None) -> Array:
-    """Row-wise softmax of ``z`` into ``out``; ``scratch`` (shape ``(C, n)``) and ``rows``
-    (shape ``(n,)``) are work buffers, allocated here when not given."""
+    """Row-wise ``p = exp(z) / sum(exp(z))`` of ``z`` into ``out``; ``scratch`` (shape
+    ``(C, n)``) and ``rows`` (shape ``(n,)``) are work buffers, allocated here when not given."""
     if scratch is None:
         scratch = np.empty(z.shape[::-1], dtype=out.dtype)
     if rows is None:
@@ -54,36 +70,46 @@ def softmax(z: Array, out: Array, scratch: Array | None = None, rows: Array | No
     return out
 
 
+def identity(z: Array, out: Array) -> Array:
+    """``out = z``."""
+    np.copyto(out, z)
+    return out
+
+
+OutputFn = Callable[[Array, Array], Array]
+"""``(logits z, out) -> out``: an output activation written into ``out``."""
+
+OUTPUTS_BY_NAME: dict[str, OutputFn] = {
+    "identity": identity,
+    "sigmoid": _sigmoid.forward,
+    "softmax": softmax,
+}
+check_names("output", OUTPUTS_BY_NAME, OUTPUTS)
+
+
 def output_activation(output: str, z: Array, out: Array) -> Array:
-    if output == "identity":
-        np.copyto(out, z)
-        return out
-    if output == "sigmoid":
-        return _sigmoid.forward(z, out)
-    if output == "softmax":
-        return softmax(z, out)
-    raise ValueError(f"unknown output {output!r}; expected identity, sigmoid or softmax")
+    """The output activation called ``output`` of the logits ``z``, into ``out``."""
+    return lookup("output", OUTPUTS_BY_NAME, output)(z, out)
 
 
 class Loss:
     """A loss fused with the network's output activation."""
 
     def __init__(self, name: str, output: str, dtype: np.dtype[np.floating]) -> None:
-        if name not in ("mse", "bce", "cross_entropy"):
-            raise ValueError(f"unknown loss {name!r}; expected mse, bce or cross_entropy")
-        if output not in ("identity", "sigmoid", "softmax"):
-            raise ValueError(f"unknown output {output!r}; expected identity, sigmoid or softmax")
-        if name == "bce" and output != "sigmoid":
-            raise ValueError("loss 'bce' needs output 'sigmoid' (it is computed from the logits)")
-        if name == "cross_entropy" and output != "softmax":
-            raise ValueError("loss 'cross_entropy' needs output 'softmax'")
+        kind = lookup("loss", LOSSES_BY_NAME, name)
+        output_fn = lookup("output", OUTPUTS_BY_NAME, output)
+        if output not in kind.outputs:
+            needs = " or ".join(repr(o) for o in kind.outputs)
+            raise ValueError(f"loss {name!r} needs output {needs}, not {output!r}")
         self.name = name
         self.output = output
+        self._output_fn = output_fn
+        self._value_and_grad = kind.value_and_grad
         self._pool = BufferPool(dtype)
 
     def predict(self, z: Array) -> Array:
         """The output activations for logits ``z``, in a fresh array."""
-        return output_activation(self.output, z, np.empty_like(z))
+        return self._output_fn(z, np.empty_like(z))
 
     def value(self, z: Array, y: Array) -> float:
         return self.value_and_grad(z, y, need_grad=False)[0]
@@ -91,70 +117,105 @@ class Loss:
     def value_and_grad(
         self, z: Array, y: Array, need_grad: bool = True
     ) -> tuple[float, Array, Array]:
+        """``(loss, output activations, dL/dz)`` for logits ``z`` and targets ``y``; ``dL/dz``
+        holds scratch values when ``need_grad`` is False."""
+        return self._value_and_grad(self, z, y, need_grad)
+
+    def _mse(self, z: Array, y: Array, need_grad: bool) -> tuple[float, Array, Array]:
+        """``L = 0.5 * sum((out - y)^2) / E``; ``dL/dout = (out - y) / E``, then chained through
+        the output activation (see :meth:`_through_output`)."""
         pool = self._pool
         out = pool.get("out", z.shape)
         dz = pool.get("dz", z.shape)
-        if self.name == "cross_entropy":
-            n = z.shape[0]
-            loss = self._cross_entropy(z, y, out, dz)
-            if need_grad:
-                np.subtract(out, y, out=dz)
-                dz *= 1.0 / n
-            return loss, out, dz
         if self.output == "softmax":
             softmax(z, out, pool.get("scratch", z.shape[::-1]), pool.get("rows", z.shape[:1]))
         else:
-            output_activation(self.output, z, out)
-        if self.name == "mse":
-            np.subtract(out, y, out=dz)
-            loss = 0.5 * float(np.vdot(dz, dz)) / dz.size
-            if need_grad:
-                dz *= 1.0 / dz.size
-                self._through_output(out, dz)
-        elif self.name == "bce":
-            # max(z, 0) - z*y + log1p(exp(-|z|)), written into dz as scratch before the gradient.
-            np.abs(z, out=dz)
-            np.negative(dz, out=dz)
-            np.exp(dz, out=dz)
-            np.log1p(dz, out=dz)
-            dz += np.maximum(z, 0.0)
-            dz -= z * y
-            loss = float(np.sum(dz)) / dz.size
-            if need_grad:
-                np.subtract(out, y, out=dz)
-                dz *= 1.0 / dz.size
+            self._output_fn(z, out)
+        np.subtract(out, y, out=dz)
+        loss = 0.5 * float(np.vdot(dz, dz)) / dz.size
+        if need_grad:
+            dz *= 1.0 / dz.size
+            self._through_output(out, dz)
         return loss, out, dz
 
-    def _cross_entropy(self, z: Array, y: Array, out: Array, dz: Array) -> float:
-        """The cross-entropy of softmax(z) against ``y``; leaves softmax(z) in ``out`` (computed
-        exactly as :func:`softmax` does) and uses ``dz`` as scratch.
+    def _bce(self, z: Array, y: Array, need_grad: bool) -> tuple[float, Array, Array]:
+        """``L = mean(max(z, 0) - z y + log1p(exp(-|z|)))``, which equals
+        ``mean(-y log s - (1 - y) log(1 - s))`` with ``s = sigmoid(z)`` without ever taking the
+        log of a saturated 0 or 1; ``dL/dz = (s - y) / E``."""
+        out = self._pool.get("out", z.shape)
+        dz = self._pool.get("dz", z.shape)
+        self._output_fn(z, out)
+        # dz is scratch for the element-wise loss until the gradient overwrites it.
+        np.abs(z, out=dz)
+        np.negative(dz, out=dz)
+        np.exp(dz, out=dz)
+        np.log1p(dz, out=dz)
+        dz += np.maximum(z, 0.0)
+        dz -= z * y
+        loss = float(np.sum(dz)) / dz.size
+        if need_grad:
+            np.subtract(out, y, out=dz)
+            dz *= 1.0 / dz.size
+        return loss, out, dz
+
+    def _cross_entropy(self, z: Array, y: Array, need_grad: bool) -> tuple[float, Array, Array]:
+        """``L = -sum(y * log p) / N`` with ``p = softmax(z)``; ``dL/dz = (p - y) / N``.
 
         log p = z - max - log(sum(exp(z - max))) is the log-sum-exp form of log-softmax: exp never
-        overflows and log never sees 0. One exp serves both the loss and the probabilities.
+        overflows and log never sees 0. One exp serves both the loss and the probabilities, which
+        come out exactly as :func:`softmax` computes them.
         """
         pool = self._pool
+        out = pool.get("out", z.shape)
+        dz = pool.get("dz", z.shape)
         scratch = pool.get("scratch", z.shape[::-1])
         row_max = pool.get("rows", z.shape[:1])
         row_sum = pool.get("row_sum", z.shape[:1])
+        n = z.shape[0]
         row_reduce(np.maximum, z, scratch, row_max)
         np.subtract(z, row_max[:, None], out=out)  # shifted logits
         np.exp(out, out=dz)
         row_reduce(np.add, dz, scratch, row_sum)
         np.log(row_sum, out=row_max)  # the row maxima are no longer needed
         out -= row_max[:, None]  # log p
-        loss: float = -float(np.vdot(y, out)) / z.shape[0]
+        loss: float = -float(np.vdot(y, out)) / n
         np.divide(dz, row_sum[:, None], out=out)  # p
-        return loss
+        if need_grad:
+            np.subtract(out, y, out=dz)
+            dz *= 1.0 / n
+        return loss, out, dz
 
     def _through_output(self, out: Array, dout: Array) -> None:
         """Turn ``dL/dout`` (in ``dout``) into ``dL/dz`` in place, for the mse loss."""
         if self.output == "sigmoid":
+            # dz = dout * s (1 - s)
             slope = self._pool.get("slope", out.shape)
             np.subtract(1.0, out, out=slope)
             slope *= out
             dout *= slope
         elif self.output == "softmax":
-            # Softmax's Jacobian-vector product: p * (g - sum(g * p)) per row.
+            # Softmax's Jacobian-vector product: dz = p * (g - sum(g * p)) per row.
             dot = np.sum(dout * out, axis=1, keepdims=True)
             dout -= dot
             dout *= out
+
+
+LossImpl = Callable[[Loss, Array, Array, bool], tuple[float, Array, Array]]
+"""``(loss, logits z, targets y, need_grad) -> (value, output activations, dL/dz)``."""
+
+
+@dataclass(frozen=True)
+class LossKind:
+    """One loss: its implementation and the output activations it is defined with."""
+
+    value_and_grad: LossImpl
+    outputs: tuple[str, ...]
+
+
+LOSSES_BY_NAME: dict[str, LossKind] = {
+    "mse": LossKind(Loss._mse, OUTPUTS),
+    # Both compute from the logits, so they are tied to the activation they fuse with.
+    "bce": LossKind(Loss._bce, ("sigmoid",)),
+    "cross_entropy": LossKind(Loss._cross_entropy, ("softmax",)),
+}
+check_names("loss", LOSSES_BY_NAME, LOSSES)

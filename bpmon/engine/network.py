@@ -5,22 +5,27 @@ Layout: every hidden block is ``Dense -> [BatchNorm] -> activation``; the output
 never follows the output layer.
 
 Parameters are named ``layer{i}.W``, ``layer{i}.b`` and, with batch-norm, ``layer{i}.gamma`` and
-``layer{i}.beta``, where ``i`` counts Dense layers from 0 (the input side).
+``layer{i}.beta``, where ``i`` counts Dense layers from 0 (the input side). This module is the
+only place that knows that naming: readers get per-layer :class:`~bpmon.engine.view.LayerView`
+objects from :meth:`Network.layer_views`.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
+from bpmon.config import DTYPES
 from bpmon.engine.activations import Activation, Array, get_activation
 from bpmon.engine.flat import pack
 from bpmon.engine.initializers import init_weights
 from bpmon.engine.layers import BatchNorm, BufferPool, Dense
 from bpmon.engine.losses import Loss
+from bpmon.engine.view import LayerView
 
 
 @dataclass
@@ -60,8 +65,8 @@ class Network:
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"sizes must list at least 2 positive layer widths, got {sizes}")
-        if dtype not in ("float64", "float32"):
-            raise ValueError(f"unknown dtype {dtype!r}; expected float64 or float32")
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
         if output == "softmax" and sizes[-1] < 2:
             raise ValueError("a softmax output needs at least 2 output units")
         get_activation(activation)  # fail on a bad name even when there is no hidden layer
@@ -75,6 +80,7 @@ class Network:
         self.blocks: list[Block] = []
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
+        self._layer_params: list[Mapping[str, Array]] = []  # params, split by Dense layer
         n_layers = len(sizes) - 1
         for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
             hidden = i < n_layers - 1
@@ -109,13 +115,48 @@ class Network:
             setattr(layer, p_attr, param)
             setattr(layer, g_attr, grad)
             self.params[name], self.grads[name] = param, grad
+        self._layer_params = [
+            MappingProxyType({k: p for k, p in self.params.items() if k.startswith(f"layer{i}.")})
+            for i in range(len(self.blocks))
+        ]
+
+    def layer_views(self, updates: Mapping[str, Array] | None = None) -> tuple[LayerView, ...]:
+        """One :class:`LayerView` per Dense layer, input side first, of the last training pass.
+
+        ``updates`` is an optimiser's ``steps`` (keyed like ``params``), for each view's
+        ``update``; without it ``update`` is None. The views share the network's buffers, so
+        they are cheap to make and valid until the next training step.
+        """
+        steps = updates if updates is not None else {}
+        views = []
+        for i, block in enumerate(self.blocks):
+            dense = block.dense
+            views.append(
+                LayerView(
+                    name=f"layer{i}",
+                    W=dense.W,
+                    dW=dense.dW,
+                    db=dense.db,
+                    update=steps.get(f"layer{i}.W"),
+                    delta=dense.delta,
+                    activation=block.act.name if block.act is not None else None,
+                    z=block.z,
+                    a=block.a,
+                    params=self._layer_params[i],
+                )
+            )
+        return tuple(views)
 
     @property
     def output(self) -> str:
         return self.loss_fn.output
 
     def _forward(self, X: Array, training: bool) -> Array:
-        """The output layer's logits; in training mode every block caches what backward needs."""
+        """The output layer's logits; in training mode every block caches what backward needs.
+
+        Per block: ``z = a_prev @ W + b``, ``z <- batchnorm(z)`` when present, ``a = f(z)``; the
+        output block stops at its logits ``z``, which the loss takes.
+        """
         a = X
         for block in self.blocks:
             z = block.dense.forward(a, training)
@@ -131,7 +172,12 @@ class Network:
         return a  # unreachable: the last block is the output block
 
     def forward_backward(self, X: Array, y: Array) -> float:
-        """Training-mode forward and backward; fills ``self.grads`` in place, returns the loss."""
+        """Training-mode forward and backward; fills ``self.grads`` in place, returns the loss.
+
+        Backward per block, output side first: ``dz = f'(z) * da``, through batch-norm when
+        present, then the Dense layer's ``dW = x^T dz``, ``db = 1^T dz`` and ``da_prev = dz W^T``
+        (skipped for the first layer, whose input is the data).
+        """
         z = self._forward(X, training=True)
         loss, _, dz = self.loss_fn.value_and_grad(z, y)
         last = len(self.blocks) - 1

@@ -12,16 +12,23 @@ Conventions are PyTorch's, so a run can be compared with ``torch.optim`` step fo
   ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``.
 
 ``lr`` is a plain attribute: the trainer changes it between steps without a restart.
+
+``OPTIMIZERS_BY_NAME`` maps each name of :data:`bpmon.config.OPTIMIZERS` to its class, and
+:func:`make_optimizer` looks the class up by name (as cs231n's ``Solver`` looks up its update
+rule); each class's :meth:`Optimizer.build` takes what it needs from the shared settings.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Self
 
 import numpy as np
 
+from bpmon.config import OPTIMIZERS
 from bpmon.engine.activations import Array
 from bpmon.engine.flat import joined, pack
+from bpmon.engine.registry import check_names, lookup
 
 
 class Optimizer:
@@ -49,27 +56,61 @@ class Optimizer:
         else:
             self._triples = [(params[k], grads[k], self.steps[k]) for k in names]
 
+    @classmethod
+    def build(
+        cls,
+        params: dict[str, Array],
+        grads: dict[str, Array],
+        lr: float,
+        *,
+        momentum: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+    ) -> Self:
+        """An instance from the settings every optimiser is offered; each uses only its own."""
+        return cls(params, grads, lr)
+
     def step(self) -> None:
+        """``p <- p - step`` for every parameter, ``step`` from :meth:`_compute_step`."""
         self.t += 1
         for p, g, s in self._triples:
             self._compute_step(p, g, s)
             p -= s
 
     def _compute_step(self, p: Array, g: Array, s: Array) -> None:
+        """Write this step's ``step`` for parameter ``p`` with gradient ``g`` into ``s``."""
         np.multiply(g, self.lr, out=s)
 
 
 class SGD(Optimizer):
-    pass
+    """``step = lr * g``."""
 
 
 class Momentum(Optimizer):
+    """``v <- mu v + g``, ``step = lr * v`` (PyTorch's form: ``lr`` outside the velocity, so a
+    change of ``lr`` takes effect at once instead of decaying in)."""
+
     def __init__(
         self, params: dict[str, Array], grads: dict[str, Array], lr: float, momentum: float = 0.9
     ) -> None:
         super().__init__(params, grads, lr)
         self.momentum = momentum
         self._velocity = {id(p): np.zeros_like(p) for p, _, _ in self._triples}
+
+    @classmethod
+    def build(
+        cls,
+        params: dict[str, Array],
+        grads: dict[str, Array],
+        lr: float,
+        *,
+        momentum: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+    ) -> Self:
+        return cls(params, grads, lr, momentum)
 
     def _compute_step(self, p: Array, g: Array, s: Array) -> None:
         v = self._velocity[id(p)]
@@ -79,6 +120,10 @@ class Momentum(Optimizer):
 
 
 class Adam(Optimizer):
+    """``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
+    ``step = lr * m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)`` and
+    ``v_hat = v / (1 - b2^t)``."""
+
     def __init__(
         self,
         params: dict[str, Array],
@@ -93,22 +138,42 @@ class Adam(Optimizer):
         self._m = {id(p): np.zeros_like(p) for p, _, _ in self._triples}
         self._v = {id(p): np.zeros_like(p) for p, _, _ in self._triples}
 
+    @classmethod
+    def build(
+        cls,
+        params: dict[str, Array],
+        grads: dict[str, Array],
+        lr: float,
+        *,
+        momentum: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+    ) -> Self:
+        return cls(params, grads, lr, beta1, beta2, eps)
+
     def _compute_step(self, p: Array, g: Array, s: Array) -> None:
         b1, b2, t = self.beta1, self.beta2, self.t
         m, v = self._m[id(p)], self._v[id(p)]
         m *= b1
         m += (1.0 - b1) * g
         v *= b2
-        np.multiply(g, g, out=s)
+        np.multiply(g, g, out=s)  # s is scratch for (1 - b2) g^2 until it holds the step
         s *= 1.0 - b2
         v += s
-        # step = lr_t * m / (sqrt(v) + eps_t) is the bias-corrected update with the corrections
-        # folded into two scalars, as in the Adam paper's "efficient version".
+        # With c1 = 1 - b1^t and c2 = 1 - b2^t, the bias-corrected step
+        #   lr * (m / c1) / (sqrt(v / c2) + eps) = (lr sqrt(c2) / c1) * m / (sqrt(v) + eps sqrt(c2))
+        # folds the corrections into two scalars (the Adam paper's "efficient version"), so
+        # m_hat and v_hat are never materialised.
         c1, c2 = 1.0 - b1**t, 1.0 - b2**t
         np.sqrt(v, out=s)
         s += self.eps * math.sqrt(c2)
         np.divide(m, s, out=s)
         s *= self.lr * math.sqrt(c2) / c1
+
+
+OPTIMIZERS_BY_NAME: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
+check_names("optimizer", OPTIMIZERS_BY_NAME, OPTIMIZERS)
 
 
 def make_optimizer(
@@ -121,10 +186,7 @@ def make_optimizer(
     beta2: float = 0.999,
     eps: float = 1e-8,
 ) -> Optimizer:
-    if name == "sgd":
-        return SGD(params, grads, lr)
-    if name == "momentum":
-        return Momentum(params, grads, lr, momentum)
-    if name == "adam":
-        return Adam(params, grads, lr, beta1, beta2, eps)
-    raise ValueError(f"unknown optimizer {name!r}; expected sgd, momentum or adam")
+    """The optimiser called ``name`` (one of :data:`bpmon.config.OPTIMIZERS`) over ``params``;
+    ValueError listing the known names otherwise."""
+    cls = lookup("optimizer", OPTIMIZERS_BY_NAME, name)
+    return cls.build(params, grads, lr, momentum=momentum, beta1=beta1, beta2=beta2, eps=eps)

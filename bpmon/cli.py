@@ -1,55 +1,155 @@
 """The ``bpmon`` command: the live monitor by default, ``--headless`` for text and JSON.
 
-Exit codes: 0 the run finished, 1 it diverged, 2 bad usage or bad input (always one line on
-stderr, never a traceback), 130 interrupted. Textual and plotext are imported only when the
-app opens, so ``--help`` and ``--list-presets`` stay fast.
+Exit codes:
+
+- 0: the run finished (and ``--help``, ``--list-presets``);
+- 1: the run diverged (one line on stderr naming the step and the layer);
+- 2: bad usage or bad input: a flag, a preset, a TOML value, a CSV file, a ``--record`` file
+  that cannot be opened, a network that memory cannot hold. Always one line on stderr starting
+  with ``bpmon:``, never a traceback;
+- 74: an output error (``EX_IOERR`` from sysexits.h): stdout or the ``--record`` file could not
+  be written (a full disk, a closed descriptor, a ``--record`` pipe whose reader left). One line
+  on stderr naming ``stdout`` or ``--record FILE`` and the system's reason; every record line
+  written before the fault is whole (in a regular file, a line cut short by the fault is taken
+  back);
+- 130: interrupted (ctrl+c);
+- 141: stdout's reader went away (``bpmon --headless | head -1``): 128 + SIGPIPE, the status a
+  shell reports for a C tool killed by SIGPIPE, so ``set -o pipefail`` scripts see the usual
+  thing. Nothing is printed: the reader left on purpose.
+
+This module imports the app (Textual, plotext) and the trainer only when a run starts, so that
+``--help`` and ``--list-presets`` stay fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
-import math
+import os
+import shutil
+import stat
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
-from bpmon.config import HIDDEN_ACTIVATIONS, MAX_DEPTH, OPTIMIZERS, RunConfig
+from bpmon.config import (
+    HIDDEN_ACTIVATIONS,
+    LR_MAX,
+    LR_MIN,
+    MAX_DEPTH,
+    MIN_DEPTH,
+    OPTIMIZERS,
+    Rule,
+    RunConfig,
+    rule,
+    show_value,
+    validate,
+)
 from bpmon.errors import BpmonError
 
 if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
     from bpmon.presets import Preset
+    from bpmon.runfile import Recorder
     from bpmon.trainer import Snapshot, Trainer
 
-EXIT_OK, EXIT_DIVERGED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_DIVERGED, EXIT_USAGE = 0, 1, 2
+EXIT_IOERR = 74  # EX_IOERR in sysexits.h
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
+
+
+class OutputError(Exception):
+    """A write to stdout or to the ``--record`` file failed; ``name`` says which."""
+
+    def __init__(self, name: str, error: OSError) -> None:
+        super().__init__(f"{name}: cannot write: {_reason(error)}")
+        self.name = name
+        self.error = error
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+def _closed() -> OSError:
+    return OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+
+class _Stdout:
+    """``sys.stdout`` with every failure turned into an :class:`OutputError` naming "stdout".
+
+    ``sys.stdout`` is None when the command started with descriptor 1 closed (``bpmon >&-``);
+    that is reported at the first write like any other failure, not as an AttributeError.
+    """
+
+    def __init__(self) -> None:
+        self.stream: IO[str] | None = sys.stdout
+
+    def write(self, text: str, flush: bool = False) -> None:
+        if self.stream is None:
+            raise OutputError("stdout", _closed())
+        try:
+            self.stream.write(text)
+            if flush:
+                self.stream.flush()
+        except OSError as exc:
+            raise OutputError("stdout", exc) from None
+
+    def line(self, text: str = "", flush: bool = False) -> None:
+        self.write(text + "\n", flush)
+
+    def flush(self) -> None:
+        self.write("", flush=True)
+
+    def isatty(self) -> bool:
+        return self.stream is not None and self.stream.isatty()
+
+    def fileno(self) -> int | None:
+        try:
+            return None if self.stream is None else self.stream.fileno()
+        except (OSError, ValueError):  # pytest's capture, a StringIO: not a descriptor
+            return None
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # argparse prints the whole usage block; one line is easier to read in a log.
-        self.exit(EXIT_USAGE, f"bpmon: error: {message} (see bpmon --help)\n")
+        # _one_line: "unrecognized arguments" quotes the arguments raw, newlines and all.
+        self.exit(EXIT_USAGE, f"bpmon: error: {_one_line(message)} (see bpmon --help)\n")
+
+    def print_help(self, file: SupportsWrite[str] | None = None) -> None:
+        # argparse swallows a failed write of the help; a closed stdout is an output error.
+        if file is None and sys.stdout is None:
+            raise OutputError("stdout", _closed())
+        super().print_help(file)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+def _checked(field_rule: Rule) -> Callable[[str], Any]:
+    """An argparse ``type`` that parses and checks a flag's text by ``field_rule``. It raises
+    ArgumentTypeError (for any ValueError, too) so that argparse prints our message, not
+    "invalid parse value"."""
+
+    def parse(text: str) -> Any:
+        try:
+            return field_rule.parse(text)
+        except (ValueError, OverflowError):
+            # OverflowError: an integer of hundreds of digits compared with a float bound.
+            # show_value cuts the echo short: a pasted megabyte must not become the message.
+            expected = field_rule.expected()
+            raise argparse.ArgumentTypeError(f"{show_value(text)}: expected {expected}") from None
+
+    return parse
 
 
-def _seed(text: str) -> int:
-    value = int(text)
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 2**32 - 1, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
+def _flag(key: str) -> Callable[[str], Any]:
+    """The ``type`` of a flag that sets config field ``key``: ``--lr`` accepts exactly what
+    ``lr =`` in a preset accepts, and says so in the same words."""
+    return _checked(rule(key))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,18 +161,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--list-presets", action="store_true", help="list presets and exit")
     p.add_argument("--headless", action="store_true", help="print text instead of opening the app")
     p.add_argument("--json", action="store_true", help="headless: end with one JSON line")
-    p.add_argument("--record", metavar="FILE", help="headless: append a JSON line per snapshot")
+    p.add_argument("--record", metavar="FILE", help="write the run file: a JSON line per snapshot")
     p.add_argument(
-        "--every", type=_positive_int, metavar="N", help="headless: progress every N epochs"
+        "--every",
+        type=_checked(Rule("int", low=1)),
+        metavar="N",
+        help="headless: progress every N epochs",
     )
     g = p.add_argument_group("overrides")
-    g.add_argument("--epochs", type=_positive_int)
-    g.add_argument("--seed", type=_seed, help="initialisation seed")
+    g.add_argument("--epochs", type=_flag("train.epochs"))
+    g.add_argument("--seed", type=_flag("train.seed"), help="initialisation seed")
     g.add_argument("--activation", choices=HIDDEN_ACTIVATIONS)
-    g.add_argument("--depth", type=_positive_int, help=f"hidden layers, 1 to {MAX_DEPTH}")
-    g.add_argument("--width", type=_positive_int, help="units in every hidden layer")
+    g.add_argument(
+        "--depth",
+        type=_checked(Rule("int", low=MIN_DEPTH, high=MAX_DEPTH)),
+        help=f"hidden layers, {MIN_DEPTH} to {MAX_DEPTH}",
+    )
+    # No upper bound here: what fits depends on the depth and the machine; the trainer's memory
+    # estimate refuses a network that would not fit, naming these flags.
+    g.add_argument("--width", type=_checked(Rule("int", low=1)), help="units in every hidden layer")
     g.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=None)
-    g.add_argument("--lr", type=_positive_float, help="learning rate")
+    g.add_argument("--lr", type=_flag("train.lr"), help=f"learning rate, {LR_MIN:g} to {LR_MAX:g}")
     g.add_argument("--optimizer", choices=OPTIMIZERS)
     return p
 
@@ -92,39 +201,102 @@ _OVERRIDES: tuple[tuple[str, Callable[[RunConfig, Any], RunConfig]], ...] = (
 
 
 def apply_overrides(config: RunConfig, args: argparse.Namespace) -> RunConfig:
-    if args.depth is not None and args.depth > MAX_DEPTH:
-        raise BpmonError(f"--depth {args.depth}: at most {MAX_DEPTH} hidden layers")
+    """``config`` with the override flags applied, each checked by :func:`validate` as it is
+    applied so that a refusal names the flag that caused it."""
     for name, apply in _OVERRIDES:
         value = getattr(args, name)
         if value is not None:
-            config = apply(config, value)
+            config = validate(apply(config, value), f"--{name} {value}")
     return config
 
 
+def _overrides_given(args: argparse.Namespace) -> str:
+    """The override flags on the command line, as typed: ``"--depth 12 --width 100000"``."""
+    given = []
+    for name, _ in _OVERRIDES:
+        value = getattr(args, name)
+        if isinstance(value, bool):
+            given.append(f"--{name}" if value else f"--no-{name}")
+        elif value is not None:
+            given.append(f"--{name} {value}")
+    return " ".join(given)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     try:
-        return _main(args)
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as exc:
+            # --help (0) or a usage error (2, already on stderr). Returned, not raised, so that
+            # the help text is flushed below, where a failure can still be reported.
+            code = EXIT_OK if exc.code is None else exc.code
+            status = code if isinstance(code, int) else EXIT_USAGE
+        else:
+            status = _main(args)
+        # Flush here: at interpreter exit a failed flush is only "Exception ignored" and status
+        # 120, after the status chosen here has been thrown away.
+        if sys.stdout is not None:
+            _Stdout().flush()
+        return status
     except BpmonError as exc:
-        print(f"bpmon: {exc}", file=sys.stderr)
+        _say(f"bpmon: {exc}")
         return EXIT_USAGE
+    except OutputError as exc:
+        return _output_failed(exc)
     except KeyboardInterrupt:
-        print("bpmon: interrupted", file=sys.stderr)
+        _say("bpmon: interrupted")
         return EXIT_INTERRUPTED
 
 
+def _say(line: str) -> None:
+    """One line on stderr; when stderr itself is gone there is nobody left to tell."""
+    if sys.stderr is not None:
+        with contextlib.suppress(OSError):
+            print(_one_line(line), file=sys.stderr, flush=True)
+
+
+def _one_line(text: str) -> str:
+    """``text`` with every unprintable character escaped: a newline in a file name (or a value)
+    must not break the one-line promise, nor an escape sequence reach the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def _output_failed(exc: OutputError) -> int:
+    if exc.name == "stdout":
+        # Whatever is still buffered for stdout would fail again at interpreter exit and print
+        # "Exception ignored ... BrokenPipeError"; send it to /dev/null instead.
+        _silence_stdout()
+        if isinstance(exc.error, BrokenPipeError):
+            return EXIT_BROKEN_PIPE
+    _say(f"bpmon: {exc}")
+    return EXIT_IOERR
+
+
+def _silence_stdout() -> None:
+    fd = _Stdout().fileno()
+    if fd is None:
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
 def _main(args: argparse.Namespace) -> int:
-    from bpmon.presets import check, list_presets, load_preset
+    from bpmon.presets import list_presets, load_preset
 
     if args.list_presets:
         presets = list_presets()
         width = max(len(p.name) for p in presets)
+        out = _Stdout()
         for preset in presets:
-            print(f"{preset.name:<{width}}  {preset.description}")
+            out.line(f"{preset.name:<{width}}  {preset.description}")
         return EXIT_OK
     preset = load_preset(args.preset)
     config = apply_overrides(preset.config, args)
-    check(config, "command line")
     if not args.headless:
         given = [
             flag
@@ -151,99 +323,215 @@ def build_trainer(
     preset: Preset,
     interval: float,
     on_snapshot: Callable[[Snapshot], None] | None = None,
+    overrides: str = "",
 ) -> Trainer:
     """A trainer for ``config``; a network the data set cannot feed (a softmax output on a
-    binary task, say) is bad input, reported as one line like any other."""
+    binary task, say) or that memory cannot hold is bad input, reported as one line naming the
+    preset file and the ``overrides`` that shaped the network (``"--depth 12 --width 9999"``)."""
     from bpmon.trainer import Trainer
 
     try:
         return Trainer(config, preset.name, interval=interval, on_snapshot=on_snapshot)
-    except ValueError as exc:
-        raise BpmonError(f"{preset.path}: {exc}") from None
+    except BpmonError as exc:
+        message = str(exc)
+        if message.startswith(str(preset.path)):
+            raise
+        source = f"{preset.path} with {overrides}" if overrides else str(preset.path)
+        raise BpmonError(f"{source}: {message}") from None
+
+
+class _Record:
+    """The ``--record`` file: one JSON line per snapshot, each written whole and at once, so that
+    a reader (``tail -f``, a killed run) never sees half a line."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            # Unbuffered bytes: each line is one write(2) of our own, and a failed one is
+            # reported here, not at close or interpreter exit.
+            self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            raise BpmonError(f"--record {path}: {_reason(exc)}") from None
+        try:
+            st = os.fstat(self._file.fileno())
+            self._regular = stat.S_ISREG(st.st_mode)
+        except OSError:
+            self._regular = False
+        if self._regular and st.st_size > 0:
+            # A run file holds one run (its header is line 1); appending a second would hide it,
+            # and overwriting would lose the first.
+            self._file.close()
+            raise BpmonError(
+                f"--record {path}: the file exists and is not empty; a run file holds one run, "
+                "so give a new name (or remove the old file)"
+            )
+
+    def write(self, text: str) -> None:
+        """Write ``text`` (whole lines) in full, or raise :class:`OutputError`."""
+        data = memoryview(text.encode("utf-8"))
+        fd = self._file.fileno()
+        start = os.fstat(fd).st_size if self._regular else 0
+        try:
+            while data:
+                data = data[self._file.write(data) :]
+        except OSError as exc:
+            if self._regular:
+                # A full disk can take part of a line; take it back so that every line in the
+                # file is whole JSON.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
+            raise OutputError(f"--record {self.path}", exc) from None
+
+    def flush(self) -> None:
+        """Nothing to do: every write went straight to the file."""
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    def close(self) -> None:
+        # Nothing is buffered (every line was written or reported already): a failing close
+        # has nothing left to lose.
+        with contextlib.suppress(OSError):
+            self._file.close()
+
+
+def _close_record(
+    record: _Record | None, recorder: Recorder | None, interrupted: bool = False
+) -> None:
+    """The run file's end line, then the file. Called again after an interruption, it does
+    nothing more: the end line is written once and a closed file stays closed."""
+    if record is None or recorder is None or record.closed:
+        return
+    with contextlib.suppress(OutputError):
+        recorder.close(interrupted=interrupted)
+    record.close()
 
 
 def run_headless(config: RunConfig, preset: Preset, args: argparse.Namespace) -> int:
     from bpmon import report
+    from bpmon.runfile import Recorder, RunWriter
 
-    out = sys.stdout
+    out = _Stdout()
+    if out.stream is None:
+        # Refuse before training rather than after minutes of it.
+        raise OutputError("stdout", _closed())
     bar = _ProgressBar(out) if out.isatty() and not args.json else None
-    record: IO[str] | None = None
-    if args.record:
-        try:
-            record = open(args.record, "a", encoding="utf-8")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise BpmonError(f"--record {args.record}: {exc.strerror}") from None
+    record = _Record(args.record) if args.record else None
+    recorder = None if record is None else Recorder(RunWriter(record, args.record))
+    # An OutputError raised in on_snapshot is kept here too, so that it is reported even if the
+    # trainer were to catch what its callback raises.
+    faults: list[OutputError] = []
 
     def on_snapshot(snap: Snapshot) -> None:
-        if record is not None:
-            # One flushed line per snapshot: a killed run leaves a readable file.
-            record.write(json.dumps(report.record(snap)) + "\n")
-            record.flush()
-        if bar is not None:
-            bar.draw(snap)
+        if faults:
+            return
+        try:
+            if recorder is not None:
+                recorder(snap)
+            if bar is not None:
+                bar.draw(snap)
+        except OutputError as exc:
+            faults.append(exc)
+            raise
 
-    trainer = build_trainer(config, preset, interval=0.1, on_snapshot=on_snapshot)
-    epochs = config.train.epochs
-    every = args.every or max(1, epochs // 10)
-    steps_per_epoch = _steps_per_epoch(config, trainer.n_train)
-    trained = 0.0
     try:
+        trainer = build_trainer(
+            config,
+            preset,
+            interval=0.1,
+            on_snapshot=on_snapshot,
+            overrides=_overrides_given(args),
+        )
+        epochs = config.train.epochs
+        every = args.every or max(1, epochs // 10)
+        steps_per_epoch = trainer.steps_per_epoch
+        trained = 0.0
         snap = trainer.latest()
         while True:
             target = min(snap.epoch + every - snap.epoch % every, epochs) * steps_per_epoch
             t0 = time.perf_counter()
             snap = trainer.run(max_steps=target)
             trained += time.perf_counter() - t0
+            if faults:
+                raise faults[0]
             if bar is not None:
                 bar.clear()
-            print(report.progress_line(snap), file=out, flush=True)
+            out.line(report.progress_line(snap), flush=True)
             if snap.state != "paused":
                 break
+    except KeyboardInterrupt:
+        _close_record(record, recorder, interrupted=True)
+        raise
     finally:
-        if record is not None:
-            record.close()
+        _close_record(record, recorder)
     rate = snap.step / trained if trained > 0 else 0.0
-    print("", file=out)
+    out.line()
     for line in report.prediction_table(snap):
-        print(line, file=out)
-    print(f"\nFinal loss: {snap.loss:.6f}", file=out)
+        out.line(line)
+    out.line(f"\nFinal loss: {snap.loss:.6f}")
     if snap.accuracy is not None:
         test = "" if snap.test_accuracy is None else f", test accuracy: {snap.test_accuracy:.2%}"
-        print(f"Accuracy: {snap.accuracy:.2%}{test}", file=out)
+        out.line(f"Accuracy: {snap.accuracy:.2%}{test}")
     if args.json:
-        print(json.dumps(report.summary(snap, rate)), file=out)
+        out.line(json.dumps(report.summary(snap, rate)))
+    # Everything reaches stdout before the verdict reaches stderr.
+    out.flush()
     if snap.state == "diverged":
-        print(
+        _say(
             f"bpmon: diverged at step {snap.diverged_step} in {snap.diverged_layer} "
-            f"(loss {snap.loss}); try a lower --lr",
-            file=sys.stderr,
+            f"(loss {snap.loss}); try a lower --lr"
         )
         return EXIT_DIVERGED
     return EXIT_OK
 
 
-def _steps_per_epoch(config: RunConfig, n_train: int) -> int:
-    bs = config.train.batch_size
-    return math.ceil(n_train / bs) if 0 < bs < n_train else 1
-
-
 class _ProgressBar:
-    """A one-line bar on a terminal, redrawn in place; cleared before each progress line."""
+    """A one-line bar on a terminal, redrawn in place; cleared before each progress line.
 
-    def __init__(self, stream: IO[str], width: int = 30) -> None:
-        self.stream = stream
-        self.width = width
+    The terminal's width is asked on every draw (a window can be resized during a run), and the
+    line is kept to ``columns - 1``: a line that reaches the last column wraps on many
+    terminals, and ``\\r`` then returns only to the start of the wrapped part, leaving a trail
+    of old bars behind.
+    """
 
-    def draw(self, snap: Snapshot) -> None:
-        done = snap.epoch / max(1, snap.epochs)
-        filled = int(done * self.width)
-        bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(
-            f"\r[{bar}] {done:4.0%} epoch {snap.epoch}/{snap.epochs} "
+    BAR = 30
+    MIN_BAR = 10
+
+    def __init__(self, out: _Stdout) -> None:
+        self.out = out
+        self.drawn = False
+
+    def columns(self) -> int:
+        fd = self.out.fileno()
+        if fd is not None:
+            try:
+                return os.get_terminal_size(fd).columns
+            except OSError:
+                pass
+        return shutil.get_terminal_size().columns
+
+    def line(self, snap: Snapshot, columns: int) -> str:
+        """The bar as it fits in ``columns``: the bar shrinks first, then goes, then the text
+        is cut."""
+        room = max(0, columns - 1)
+        done = min(1.0, snap.epoch / max(1, snap.epochs or 1))
+        text = (
+            f"{done:4.0%} epoch {snap.epoch}/{snap.epochs} "
             f"loss {snap.loss:.4g} {snap.steps_per_second:,.0f} steps/s"
         )
-        self.stream.flush()
+        width = min(self.BAR, room - len(text) - 3)  # "[", "] " around the bar
+        if width >= self.MIN_BAR:
+            filled = int(done * width)
+            text = f"[{'#' * filled}{'.' * (width - filled)}] {text}"
+        return text[:room]
+
+    def draw(self, snap: Snapshot) -> None:
+        # "\033[K" after the text: erase what a longer earlier draw left to the right.
+        self.out.write(f"\r{self.line(snap, self.columns())}\033[K", flush=True)
+        self.drawn = True
 
     def clear(self) -> None:
-        self.stream.write("\r\033[K")
-        self.stream.flush()
+        if self.drawn:
+            self.out.write("\r\033[K", flush=True)
+            self.drawn = False

@@ -14,6 +14,7 @@ It imports nothing heavy, so that ``bpmon --help`` can build its choices from it
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
@@ -109,7 +110,7 @@ class Rule:
         elif self.kind == "int":
             ok = type(value) is int and self._in_range(value)
         else:
-            ok = type(value) in (int, float) and self._in_range(float(value))  # type: ignore[arg-type]
+            ok = type(value) in (int, float) and self._in_range(value)  # type: ignore[arg-type]
             if ok:
                 return float(value)  # type: ignore[arg-type]
         if not ok:
@@ -132,12 +133,20 @@ class Rule:
         return self.accept(value)
 
     def _in_range(self, x: float) -> bool:
-        # Written so that NaN fails every comparison and is refused.
-        if not math.isfinite(x):
+        # Written so that NaN fails every comparison and is refused. Python compares an int of
+        # any size with a float exactly, but cannot turn one past 1.8e308 into a float: such an
+        # int is in range only for an int field without the bound it passes.
+        if isinstance(x, int):
+            if self.kind == "float" and abs(x) > _FLOAT_MAX_INT:
+                return False
+        elif not math.isfinite(x):
             return False
         if self.low is not None and not (x > self.low if self.low_open else x >= self.low):
             return False
         return self.high is None or (x < self.high if self.high_open else x <= self.high)
+
+
+_FLOAT_MAX_INT = int(sys.float_info.max)
 
 
 def _bound(x: float) -> str:

@@ -11,13 +11,15 @@ a copy inside the package (``bpmon/presets``), which is looked at first.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bpmon.config import TABLES, RunConfig, show_value, validate
+from bpmon.config import TABLES, RunConfig, rule, show_value, validate
 from bpmon.errors import BpmonError
 
 _show = show_value
@@ -79,9 +81,41 @@ def load_file(path: Path) -> Preset:
         # tomllib's message already ends with "(at line N, column M)".
         raise BpmonError(f"{path}: invalid TOML: {exc}") from None
     except RecursionError:
-        # tomllib parses nested arrays and inline tables by recursion; no preset nests deeply.
-        raise BpmonError(f"{path}: invalid TOML: values nested too deeply") from None
+        # tomllib parses nested arrays and inline tables by recursion and gives up a few
+        # hundred levels down; no key takes nested values, so this is a bad value like another.
+        raise BpmonError(_too_deep(path, text)) from None
+    except ValueError as exc:
+        # int() behind tomllib refuses integers of more than 4,300 digits with a ValueError.
+        raise BpmonError(f"{path}: invalid TOML: {_one_line(str(exc))}") from None
     return parse(doc, path)
+
+
+def _too_deep(path: Path, text: str) -> str:
+    """The message for a value nested too deeply: the line where the nesting is deepest, and
+    the key it belongs to (the last ``key =`` and ``[table]`` seen outside brackets)."""
+    depth = deepest = 0
+    line_at, key_at, table, key = 1, "", "", ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if depth == 0 and stripped.startswith("[") and "=" not in stripped:
+            table = stripped.strip("[] ")
+            continue
+        if depth == 0 and "=" in line:
+            key = line.split("=", 1)[0].strip()
+        for char in line:
+            depth += char in "[{"
+            depth -= char in "]}"
+            if depth > deepest:
+                deepest, line_at, key_at = depth, number, f"{table}.{key}" if table else key
+    expected = ""
+    if key_at.count(".") == 1 and key_at.split(".")[0] in TABLES:
+        with contextlib.suppress(KeyError):
+            expected = f": expected {rule(key_at).expected()}"
+    return f"{path}:{line_at}: {key_at} = [[[...: values nested {deepest} deep{expected}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def parse(doc: dict[str, Any], path: Path) -> Preset:
@@ -97,21 +131,30 @@ def parse(doc: dict[str, Any], path: Path) -> Preset:
     name = doc.get("name", path.stem)
     if not isinstance(name, str):
         raise BpmonError(f"{path}: name = {_show(name)}: expected a string")
+    tables = {table: doc[table] for table in TABLES if table in doc}
+    config = parse_tables(tables, str(path), base=path.parent)
+    return Preset(name=name, description=description, config=config, path=path)
+
+
+def parse_tables(doc: Mapping[str, Any], source: str, base: Path | None = None) -> RunConfig:
+    """A :class:`RunConfig` from its tables (``{"data": {...}, "model": {...}, ...}``, as a
+    preset file or a run file's header holds them), each value checked by its field's rule and
+    the whole by :func:`validate`; ``source`` starts every message. A relative ``data.path``
+    is taken relative to ``base`` (a preset's folder) when given."""
     parts = {}
     for table, cls in TABLES.items():
         value = doc.get(table, {})
         if not isinstance(value, dict):
-            raise BpmonError(f"{path}: [{table}] = {_show(value)}: expected a table")
-        parts[table] = _build(cls, table, value, path)
+            raise BpmonError(f"{source}: [{table}] = {_show(value)}: expected a table")
+        parts[table] = _build(cls, table, value, source)
     data = parts["data"]
-    if data.path is not None and not Path(data.path).is_absolute():
+    if base is not None and data.path is not None and not Path(data.path).is_absolute():
         # A CSV named in a preset is relative to the preset file, not to the working directory.
-        parts["data"] = dataclasses.replace(data, path=str(path.parent / data.path))
-    config = validate(RunConfig(**parts), str(path))
-    return Preset(name=name, description=description, config=config, path=path)
+        parts["data"] = dataclasses.replace(data, path=str(base / data.path))
+    return validate(RunConfig(**parts), source)
 
 
-def _build(cls: type[Any], table: str, values: dict[str, Any], path: Path) -> Any:
+def _build(cls: type[Any], table: str, values: dict[str, Any], path: str) -> Any:
     """One table's dataclass; each value is checked by its field's :class:`Rule`."""
     rules = {f.name: f.metadata["rule"] for f in dataclasses.fields(cls)}
     kwargs = {}

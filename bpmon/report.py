@@ -33,13 +33,14 @@ def summary(snap: Snapshot, steps_per_second: float) -> dict[str, Any]:
                 "status_final": layer.status,
             }
         )
+    config = snap.config
     return {
         "preset": snap.preset,
-        "seed": snap.config.train.seed,
+        "seed": None if config is None else config.train.seed,
         "epochs": snap.epoch,
         "architecture": snap.architecture,
-        "activation": snap.config.model.activation,
-        "batchnorm": snap.config.model.batchnorm,
+        "activation": None if config is None else config.model.activation,
+        "batchnorm": None if config is None else config.model.batchnorm,
         "final_loss": _num(snap.loss),
         "accuracy": _num(snap.accuracy),
         "test_accuracy": _num(snap.test_accuracy),

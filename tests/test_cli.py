@@ -21,6 +21,7 @@ import pytest
 from bpmon import cli
 from bpmon.presets import list_presets
 from bpmon.telemetry import STATUSES
+from bpmon.trainer.run import RUNAWAY_FACTOR
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 60
@@ -83,7 +84,7 @@ def write(path: Path, text: str) -> Path:
 
 
 DIVERGING_TOML = """\
-description = "ReLU into an identity output at lr 1e6: non-finite within a few steps"
+description = "ReLU into an identity output at lr 100, the largest allowed: diverges at once"
 [data]
 name = "circle"
 n = 100
@@ -95,7 +96,7 @@ output = "identity"
 loss = "mse"
 init = "he"
 [train]
-lr = 1e6
+lr = 100.0
 epochs = 1000
 """
 
@@ -284,39 +285,43 @@ def read_records(path: Path) -> list[Any]:
     return [strict_json(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def test_record_writes_a_json_line_per_snapshot(tmp_path: Path) -> None:
+def test_record_writes_a_run_file(tmp_path: Path) -> None:
     record = tmp_path / "run.jsonl"
     proc = bpmon(
         "--preset", "xor-story", "--headless", "--epochs", "300", "--record", str(record),
         cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    lines = read_records(record)
+    header, *lines, end = read_records(record)
+    assert header["format"] == "bpmon-run" and header["version"] == 1
+    assert header["source"] == "bpmon" and header["name"] == "xor-story"
+    assert header["config"]["train"]["epochs"] == 300
+    assert [layer["name"] for layer in header["layers"]] == ["layer0", "layer1"]
+    assert end == {"event": "end", "state": "finished"}
     assert len(lines) >= 10  # at least one per progress line
     steps = [line["step"] for line in lines]
     assert steps == sorted(steps)
     assert steps[-1] == 300
     assert lines[-1]["state"] == "finished"
     for line in lines:
-        assert isinstance(line, dict)
-        assert {"step", "epoch", "loss", "state", "layers"} <= set(line)
+        assert {"step", "epoch", "loss", "state", "layers", "time", "lr"} <= set(line)
 
 
-def test_record_appends_to_an_existing_file(tmp_path: Path) -> None:
-    record = tmp_path / "run.jsonl"
-    old = ['{"old": 1}', '{"old": 2}']
-    write(record, "\n".join(old) + "\n")
+@pytest.mark.parametrize("old", ["{}\n", "not a run\n", "x"])
+def test_record_refuses_a_file_that_is_not_empty(tmp_path: Path, old: str) -> None:
+    record = write(tmp_path / "run.jsonl", old)
+    args = ("--preset", "xor-story", "--headless", "--epochs", "20", "--record", str(record))
+    proc = bpmon(*args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "run.jsonl" in one_line_error(proc.stderr)
+    assert record.read_text(encoding="utf-8") == old
+
+
+def test_record_into_an_empty_file_is_fine(tmp_path: Path) -> None:
+    record = write(tmp_path / "run.jsonl", "")
     args = ("--preset", "xor-story", "--headless", "--epochs", "20", "--record", str(record))
     assert bpmon(*args, cwd=tmp_path).returncode == 0
-    lines = record.read_text(encoding="utf-8").splitlines()
-    assert lines[:2] == old
-    first_run = len(lines) - 2
-    assert first_run >= 1
-    assert bpmon(*args, cwd=tmp_path).returncode == 0
-    lines = record.read_text(encoding="utf-8").splitlines()
-    assert lines[:2] == old
-    assert len(lines) == 2 + 2 * first_run
-    assert all(isinstance(strict_json(line), dict) for line in lines)
+    assert read_records(record)[0]["format"] == "bpmon-run"
 
 
 def test_record_into_a_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
@@ -470,7 +475,8 @@ def test_a_diverging_run_reports_it_in_the_json(tmp_path: Path) -> None:
     assert summary["diverged"] is True
     assert isinstance(summary["diverged_step"], int) and summary["diverged_step"] >= 1
     assert re.fullmatch(r"layer\d+", summary["diverged_layer"])
-    assert summary["final_loss"] is None  # JSON has no NaN
+    # JSON has no NaN (null), or the loss ran away past RUNAWAY_FACTOR times its start.
+    assert summary["final_loss"] is None or summary["final_loss"] > RUNAWAY_FACTOR
     assert f"step {summary['diverged_step']}" in proc.stderr
     assert summary["diverged_layer"] in proc.stderr
     for line in read_records(record):
@@ -508,3 +514,42 @@ def test_the_readme_test_command_is_what_ci_runs() -> None:
     # The README's test command, word for word, is what CI runs.
     found = [c for c in commands if any(c in line for line in ci_lines)]
     assert found, f"none of the README's test commands {commands} is run verbatim by .ci/run"
+
+
+# --- one line, whatever the input ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["x\ny"],  # argparse quotes unrecognized arguments raw
+        ["--headless", "--record", "/no/such/folder/a\nb.jsonl"],
+        ["--headless", "--preset", "/no/such/folder/a\nb.toml"],
+        ["--headless", "--preset", "a\nb"],
+        ["--headless", "--activation", "a\nb"],
+        ["--headless", "--lr", "1\n2"],
+        ["--headless", "--record", "/no/such/folder/\x1b[31mred"],
+    ],
+)
+def test_a_newline_or_escape_in_an_argument_stays_on_one_line(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_main(args, capsys)
+    assert code == 2
+    assert out == ""
+    line = one_line_error(err)
+    assert "\x1b" not in line
+
+
+def test_a_pasted_megabyte_is_echoed_cut_short(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(["--headless", "--seed", "7" * 1_000_000], capsys)
+    assert code == 2
+    line = one_line_error(err)
+    assert "--seed" in line and "expected an integer >= 0" in line
+    assert len(line) < 200
+
+
+def test_help_is_returned_not_raised(capsys: pytest.CaptureFixture[str]) -> None:
+    # main() returns its status (the console script passes it to sys.exit), --help included.
+    assert cli.main(["--help"]) == 0
+    assert "--headless" in capsys.readouterr().out

@@ -24,7 +24,28 @@ CommandKind = Literal[
     "depth",
     "batchnorm",
     "lr",
+    # A replay's cursor (bpmon.sources): one snapshot on (amount +1 / -1), the first, the last,
+    # and the playback speed (amount: the factor).
+    "seek",
+    "home",
+    "end",
+    "speed",
 ]
+# What a live run understands (a replay's cursor commands are for bpmon.sources).
+TRAINER_COMMANDS: frozenset[CommandKind] = frozenset(
+    {
+        "pause",
+        "resume",
+        "toggle_pause",
+        "step",
+        "restart",
+        "stop",
+        "activation",
+        "depth",
+        "batchnorm",
+        "lr",
+    }
+)
 # The intents that change the configuration and restart the run; "lr" changes it live.
 RESTARTING_INTENTS: tuple[CommandKind, ...] = ("activation", "depth", "batchnorm")
 
@@ -34,7 +55,8 @@ class Command:
     """A request to the training thread.
 
     ``amount`` goes with the intents: +1 / -1 for ``activation`` (next / previous) and
-    ``depth`` (a layer more / fewer), the factor for ``lr``. ``config`` goes with ``restart``
+    ``depth`` (a layer more / fewer), the factor for ``lr``, and with a replay's ``seek``
+    (snapshots to move) and ``speed`` (the factor). ``config`` goes with ``restart``
     when the run should restart from another configuration (None: the same one).
     """
 

@@ -28,7 +28,13 @@ import numpy as np
 from bpmon.config import RunConfig, validate
 from bpmon.data import Dataset
 from bpmon.errors import BpmonError
-from bpmon.trainer.commands import RESTARTING_INTENTS, Command, apply_intent
+from bpmon.trainer.commands import (
+    RESTARTING_INTENTS,
+    TRAINER_COMMANDS,
+    Command,
+    CommandKind,
+    apply_intent,
+)
 from bpmon.trainer.run import Run
 from bpmon.trainer.snapshot import LoopFacts, Snapshot, snapshot_of
 from bpmon.trainer.states import Event, State, after
@@ -80,6 +86,10 @@ class Trainer:
 
     def send(self, command: Command) -> None:
         self._commands.put(command)
+
+    def supports(self, kind: CommandKind) -> bool:
+        """Whether :meth:`send` does something with commands of ``kind``."""
+        return kind in TRAINER_COMMANDS
 
     def start(self) -> None:
         if self._thread is not None:

@@ -43,17 +43,24 @@ class Snapshot:
     ``message`` is sticky (why the run is in error, why a restart failed); ``notice`` is said
     once, each time ``notice_id`` changes (an intent that was refused or clamped).
     ``switches`` is the architecture with the switches a user can flip: ``"2-8-8-4-1 relu +bn"``.
+
+    A snapshot need not come from bpmon's own trainer: one read back from a run file (a replay,
+    a followed file, a PyTorch run) has no ``config`` and may not know ``epochs``, the accuracy
+    or the predictions. ``mode`` then says where it comes from in the status line's first word
+    (``"REPLAY"``, ``"WATCHING"``, ``"ENDED (finished)"``; empty for a live run), ``detail``
+    adds what the source knows (``"snapshot 12/300 · 2x"``, ``"writer quiet for 12 s"``), and
+    ``marker_step`` is the step the loss curve marks (a replay's cursor).
     """
 
     run_id: int
     preset: str
-    config: RunConfig
+    config: RunConfig | None
     architecture: str
     switches: str
     state: State
     step: int
     epoch: int
-    epochs: int
+    epochs: int | None
     loss: float
     loss_steps: tuple[int, ...]
     loss_values: tuple[float, ...]
@@ -74,6 +81,9 @@ class Snapshot:
     message: str = ""
     notice: str = ""
     notice_id: int = 0
+    mode: str = ""
+    detail: str = ""
+    marker_step: int | None = None
 
 
 @dataclass(frozen=True)

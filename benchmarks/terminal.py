@@ -125,13 +125,14 @@ class Child:
 
 
 # A network whose every step takes seconds on two cores (12 hidden layers of 2048 on the digits,
-# full batch, float32): `q` must still end the process at once, not after the step.
+# full batch, float32): `q` must still end the process at once, not after the step. --quick
+# uses 4 layers of 1024 (steps of a few tenths of a second), enough to check that it works.
 SLOW_PRESET = """\
 description = "one training step takes seconds"
 [data]
 name = "digits"
 [model]
-hidden = [2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048]
+hidden = [{hidden}]
 activation = "relu"
 output = "softmax"
 loss = "cross_entropy"
@@ -197,7 +198,8 @@ def run(settings: Settings) -> list[Figure]:
     sessions = [launch(count_for) for _ in range(settings.scale(3, 1))]
     with tempfile.TemporaryDirectory() as folder:
         slow_preset = Path(folder) / "slow.toml"
-        slow_preset.write_text(SLOW_PRESET, encoding="utf-8")
+        hidden = ", ".join(["2048"] * 12) if not settings.quick else ", ".join(["1024"] * 4)
+        slow_preset.write_text(SLOW_PRESET.format(hidden=hidden), encoding="utf-8")
         # The quit is pressed 0.5 s after the first frame: inside the first step.
         slow = [launch(0.5, preset=str(slow_preset)) for _ in range(settings.scale(3, 1))]
     failed = [s for s in sessions + slow if s.exit_code != 0]

@@ -25,7 +25,7 @@ from bpmon.config import RunConfig
 from bpmon.data import load_dataset
 from bpmon.engine.activations import Array
 from bpmon.presets import load_preset
-from bpmon.trainer import Trainer, build_network
+from bpmon.trainer import Run, Trainer
 
 FOREVER = 10**12  # epochs: a run that never finishes inside a measurement
 
@@ -64,7 +64,7 @@ def run(settings: Settings) -> list[Figure]:
     data = load_dataset(config.data)
     X = np.ascontiguousarray(data.X_train, dtype=np.float64)
     y = np.ascontiguousarray(data.y_train, dtype=np.float64)
-    net0 = build_network(config, data)  # the initial weights every contender starts from
+    net0 = Run.build(config, data).net  # the initial weights every contender starts from
     start = [net0.params[k].copy() for k in ("layer0.W", "layer0.b", "layer1.W", "layer1.b")]
     lr = config.train.lr
     steps = settings.scale(20_000, 300)

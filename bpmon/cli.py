@@ -31,6 +31,7 @@ import os
 import shutil
 import stat
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any, NoReturn
@@ -222,9 +223,29 @@ def _overrides_given(args: argparse.Namespace) -> str:
     return " ".join(given)
 
 
+RUN_FILE_COMMANDS = ("replay", "watch")
+
+
+def _run_file_parser(command: str) -> argparse.ArgumentParser:
+    what = {
+        "replay": "Replay a run file: left/right one snapshot, home/end, space plays, < > speed.",
+        "watch": "Follow a run file as its writer appends to it (a DIR: its newest *.jsonl).",
+    }[command]
+    p = _Parser(prog=f"bpmon {command}", description=what)
+    p.add_argument("path", metavar="RUN.jsonl" if command == "replay" else "RUN.jsonl|DIR")
+    return p
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         try:
+            if argv and argv[0] in RUN_FILE_COMMANDS:
+                # Subcommands by hand, not argparse subparsers: every existing flag keeps
+                # working without one (`bpmon --preset xor`).
+                command = argv[0]
+                run_file_args = _run_file_parser(command).parse_args(argv[1:])
+                return _finish(_run_file_main(command, run_file_args.path))
             args = _parser().parse_args(argv)
         except SystemExit as exc:
             # --help (0) or a usage error (2, already on stderr). Returned, not raised, so that
@@ -233,11 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             status = code if isinstance(code, int) else EXIT_USAGE
         else:
             status = _main(args)
-        # Flush here: at interpreter exit a failed flush is only "Exception ignored" and status
-        # 120, after the status chosen here has been thrown away.
-        if sys.stdout is not None:
-            _Stdout().flush()
-        return status
+        return _finish(status)
     except BpmonError as exc:
         _say(f"bpmon: {exc}")
         return EXIT_USAGE
@@ -246,6 +263,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("bpmon: interrupted")
         return EXIT_INTERRUPTED
+
+
+def _finish(status: int) -> int:
+    # Flush here: at interpreter exit a failed flush is only "Exception ignored" and status
+    # 120, after the status chosen here has been thrown away.
+    if sys.stdout is not None:
+        _Stdout().flush()
+    return status
+
+
+def _needs_terminal() -> None:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise BpmonError("the monitor needs a terminal; use --headless for text output")
+
+
+def _run_file_main(command: str, path: str) -> int:
+    """``bpmon replay`` / ``bpmon watch``: the monitor over a run file."""
+    from bpmon.sources import RunFileSource
+
+    if command == "replay" and os.path.isdir(path):
+        raise BpmonError(f"{path}: is a directory; replay takes a run file (.jsonl)")
+    source = RunFileSource(path, "replay" if command == "replay" else "watch")
+    # A file that is not a run, or of a newer version, is one line before the monitor opens.
+    source.open_now()
+    _needs_terminal()
+    from bpmon.tui import run_app
+
+    return run_app(source)
 
 
 def _say(line: str) -> None:
@@ -302,20 +347,44 @@ def _main(args: argparse.Namespace) -> int:
             flag
             for flag, on in (
                 ("--json", args.json),
-                ("--record", args.record),
                 ("--every", args.every),
             )
             if on
         ]
         if given:
             raise BpmonError(f"{', '.join(given)}: headless only; add --headless")
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
-            raise BpmonError("the monitor needs a terminal; use --headless for text output")
-        from bpmon.tui import run_app
-        from bpmon.tui.app import SNAPSHOT_INTERVAL
-
-        return run_app(build_trainer(config, preset, interval=SNAPSHOT_INTERVAL))
+        _needs_terminal()
+        return run_monitor(config, preset, args)
     return run_headless(config, preset, args)
+
+
+def run_monitor(config: RunConfig, preset: Preset, args: argparse.Namespace) -> int:
+    """The live monitor, recording the run file too with ``--record``. A record line that
+    cannot be written stops training with the reason on screen (the trainer's error state)."""
+    from bpmon.runfile import Recorder, RunWriter
+    from bpmon.tui import run_app
+    from bpmon.tui.app import SNAPSHOT_INTERVAL
+
+    record = _Record(args.record) if args.record else None
+    recorder = None if record is None else Recorder(RunWriter(record, args.record))
+    try:
+        trainer = build_trainer(
+            config,
+            preset,
+            interval=SNAPSHOT_INTERVAL,
+            on_snapshot=recorder,
+            overrides=_overrides_given(args),
+        )
+        status = run_app(trainer)
+    finally:
+        _close_record(record, recorder)
+    if trainer.alive:
+        # A step still in flight (seconds, on a huge network) would hold up the interpreter's
+        # exit until it ends. Everything of ours is written: the terminal is restored and the
+        # run file closed (the recorder ignores the step's late snapshot). Leave now.
+        _finish(status)
+        os._exit(status)
+    return status
 
 
 def build_trainer(
@@ -473,6 +542,12 @@ def run_headless(config: RunConfig, preset: Preset, args: argparse.Namespace) ->
     if snap.accuracy is not None:
         test = "" if snap.test_accuracy is None else f", test accuracy: {snap.test_accuracy:.2%}"
         out.line(f"Accuracy: {snap.accuracy:.2%}{test}")
+    out.line()
+    # On a terminal a finding wraps at its width; in a pipe or a log each stays one line.
+    width = bar.columns() - 1 if bar is not None else None
+    for line in report.findings_lines(snap):
+        for part in textwrap.wrap(line, width, subsequent_indent="    ") if width else [line]:
+            out.line(part)
     if args.json:
         out.line(json.dumps(report.summary(snap, rate)))
     # Everything reaches stdout before the verdict reaches stderr.

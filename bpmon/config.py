@@ -35,6 +35,10 @@ INITS: tuple[InitName, ...] = ("normal", "xavier", "he")
 OPTIMIZERS: tuple[OptimizerName, ...] = ("sgd", "momentum", "adam")
 DTYPES: tuple[DTypeName, ...] = ("float64", "float32")
 DATASETS: tuple[str, ...] = ("xor", "circle", "moons", "spiral", "blobs", "digits", "csv")
+TaskName = Literal["auto", "classify", "regress"]
+TASKS: tuple[TaskName, ...] = ("auto", "classify", "regress")
+MissingName = Literal["drop", "error"]
+MISSING: tuple[MissingName, ...] = ("drop", "error")
 
 MIN_DEPTH = 1
 MAX_DEPTH = 12
@@ -61,7 +65,7 @@ class Rule:
     inclusive unless ``*_open``; every float must be finite.
     """
 
-    kind: Literal["int", "float", "bool", "str", "choice", "widths", "path"]
+    kind: Literal["int", "float", "bool", "str", "choice", "widths", "path", "names"]
     low: float | None = None
     high: float | None = None
     low_open: bool = False
@@ -77,6 +81,8 @@ class Rule:
             return "true or false"
         if self.kind in ("str", "path"):
             return "a string"
+        if self.kind == "names":
+            return "a list of distinct, non-empty column names"
         if self.kind == "widths":
             return f"a list of {MIN_DEPTH} to {MAX_DEPTH} hidden-layer widths, each an integer >= 1"
         noun = "an integer" if self.kind == "int" else "a finite number"
@@ -99,6 +105,15 @@ class Rule:
             ok = isinstance(value, bool)
         elif self.kind in ("str", "path"):
             ok = isinstance(value, str) and "\x00" not in value
+        elif self.kind == "names":
+            ok = (
+                isinstance(value, list | tuple)
+                and len(value) >= 1
+                and all(isinstance(v, str) and v and "\x00" not in v for v in value)
+                and len(set(value)) == len(value)
+            )
+            if ok:
+                return tuple(value)  # type: ignore[arg-type]
         elif self.kind == "widths":
             ok = (
                 isinstance(value, list | tuple)
@@ -167,9 +182,16 @@ class DataConfig:
     ``n`` is the number of points for the synthetic sets (ignored by xor, digits and csv),
     ``noise`` their noise level, ``classes`` the number of classes for spiral and blobs.
     ``test_fraction`` of the points (after a seeded shuffle) is held out for test accuracy;
-    0 means no split. ``path`` and ``label`` are for ``csv`` only (``label`` None = last column).
-    ``standardize`` rescales each feature to zero mean and unit variance using the training
-    split's statistics (digits and csv benefit; the story's sets are used raw).
+    0 means no split. ``standardize`` rescales each feature to zero mean and unit variance using
+    the training split's statistics (digits and csv benefit; the story's sets are used raw).
+    Left out (None), each takes the data set's own default: a 20% split and standardised
+    features for ``csv``, neither for the others.
+
+    For ``csv`` only: ``path`` the file; ``label`` the label column (None: the last);
+    ``features`` the feature columns (None: all the others); ``task`` classify, regress or
+    ``auto`` (guessed from the label column); ``header`` whether the first row names the columns
+    (None: detected); ``missing`` what a row with a missing value does: ``drop`` it (and count
+    it) or is an ``error``.
     """
 
     name: str = _field("xor", "choice", choices=DATASETS)
@@ -177,10 +199,16 @@ class DataConfig:
     noise: float = _field(0.1, "float", low=0)
     classes: int = _field(3, "int", low=2, high=MAX_CLASSES)
     seed: int = _field(0, "int", low=0, high=SEED_MAX)
-    test_fraction: float = _field(0.0, "float", low=0, high=1, high_open=True)
-    standardize: bool = _field(False, "bool")
+    test_fraction: float | None = _field(
+        None, "float", low=0, high=1, high_open=True, optional=True
+    )
+    standardize: bool | None = _field(None, "bool", optional=True)
     path: str | None = _field(None, "path", optional=True)
     label: str | None = _field(None, "str", optional=True)
+    features: tuple[str, ...] | None = _field(None, "names", optional=True)
+    task: TaskName = _field("auto", "choice", choices=TASKS)
+    header: bool | None = _field(None, "bool", optional=True)
+    missing: MissingName = _field("drop", "choice", choices=MISSING)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,24 @@ def summary(snap: Snapshot, steps_per_second: float) -> dict[str, Any]:
             {"input": list(p.inputs), "target": p.target, "output": _output(p)}
             for p in snap.predictions
         ],
+        "findings": [
+            {
+                "rule": f.rule,
+                "severity": f.severity,
+                "layers": list(f.layers),
+                "evidence": f.evidence,
+                "advice": f.advice,
+            }
+            for f in snap.findings
+        ],
     }
+
+
+def findings_lines(snap: Snapshot) -> list[str]:
+    """The findings standing at the end, one line each, or a line that says there are none."""
+    if not snap.findings:
+        return ["Findings: none"]
+    return ["Findings:"] + [f"  {f.severity}: {f.line}" for f in snap.findings]
 
 
 def record(snap: Snapshot) -> dict[str, Any]:

@@ -32,6 +32,7 @@ import json
 import math
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -280,8 +281,17 @@ class Recorder:
         self.writer = writer
         self._run_id: int | None = None
         self._last_state = "running"
+        # The trainer's thread writes snapshots while the consumer's closes the file: a snapshot
+        # that arrives after the end line is dropped, never written after it.
+        self._lock = threading.Lock()
+        self._closed = False
 
     def __call__(self, snap: Snapshot) -> None:
+        with self._lock:
+            if not self._closed:
+                self._write(snap)
+
+    def _write(self, snap: Snapshot) -> None:
         if self._run_id is None:
             self.writer.write_header(
                 header(
@@ -315,8 +325,14 @@ class Recorder:
 
     def close(self, interrupted: bool = False) -> None:
         """Write the end line: the run's last state, or ``interrupted``."""
-        if self._run_id is None:
-            return
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._run_id is not None:
+                self._end(interrupted)
+
+    def _end(self, interrupted: bool) -> None:
         state = self._last_state
         if interrupted:
             state = "interrupted"

@@ -28,6 +28,7 @@ TIMEOUT = 60
 
 SUMMARY_KEYS = {
     "preset",
+    "findings",
     "seed",
     "epochs",
     "architecture",

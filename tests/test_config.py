@@ -235,6 +235,13 @@ def bad_values(r: Rule) -> st.SearchStrategy[Any]:
         wrong.append(st.text(max_size=12).filter(lambda s: s not in r.choices))
     if r.kind in ("str", "path"):
         wrong.append(st.text(max_size=8).map(lambda s: s + "\x00"))  # no C API takes it
+    if r.kind == "names":
+        wrong += [
+            st.just([]),
+            st.lists(st.just("a"), min_size=2, max_size=3),  # a name twice
+            st.lists(st.just(""), min_size=1, max_size=2),
+            st.lists(st.integers(), min_size=1, max_size=3),
+        ]
     if r.kind == "widths":
         width = st.integers(1, 64)
         bad_width = st.one_of(
@@ -288,6 +295,9 @@ def good_values(r: Rule, huge: bool = True) -> st.SearchStrategy[Any]:
     if r.kind == "widths":
         width = st.integers(1, 10**30) if huge else st.integers(1, 64)
         return st.lists(width, min_size=MIN_DEPTH, max_size=MAX_DEPTH)
+    if r.kind == "names":
+        name = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1)
+        return st.lists(name, min_size=1, max_size=6, unique=True)
     return in_range(r, huge)
 
 
@@ -359,7 +369,7 @@ def test_a_good_value_loads(
     loaded = getattr(getattr(load_preset(str(path)).config, table), name)
     if r.kind == "float":
         assert loaded == float(value) and type(loaded) is float
-    elif r.kind == "widths":
+    elif r.kind in ("widths", "names"):
         assert loaded == tuple(value)
     elif r.kind != "path":  # a relative path is made relative to the preset's folder
         assert loaded == value

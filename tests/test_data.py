@@ -404,9 +404,9 @@ def test_csv_numeric_labels_sort_as_numbers(tmp_path: Path) -> None:
 
 
 def test_csv_quoted_multiline_cell_keeps_line_numbers(tmp_path: Path) -> None:
-    path = write(tmp_path, 'x,label\n1,"two\nlines"\n2,b\nthree,c\n')
-    with pytest.raises(BpmonError, match=r"data\.csv:5: column 1 \('x'\)"):
-        load_csv(path)
+    path = write(tmp_path, 'x,label\n1,"two\nlines"\n2,b\n,c\n')
+    with pytest.raises(BpmonError, match=r"data\.csv:5: column 1 \('x'\): the value is missing"):
+        load_dataset(DataConfig(name="csv", path=path, missing="error"))
 
 
 def test_csv_split_and_standardise(tmp_path: Path) -> None:
@@ -425,16 +425,14 @@ def test_csv_split_and_standardise(tmp_path: Path) -> None:
         ("\na,b,label\n\n", 2, "no data rows"),
         ("a,b,label\n1,2,x\n3,4\n", 3, "2 cells but the header has 3"),
         ("a,b,label\n1,2,x\n3,4,y,5\n", 3, "4 cells but the header has 3"),
-        ("a,b,label\n1,2,x\n\n3,abc,y\n", 4, r"column 2 \('b'\): 'abc' is not a number"),
-        ("a,b,label\n1,,x\n", 2, r"column 2 \('b'\): the cell is empty"),
-        ("a,b,label\n1,2,x\n3,nan,y\n", 3, r"column 2 \('b'\): 'nan' is not a finite"),
-        ("a,b,label\n1,2,x\nNaN,3,y\n", 3, r"column 1 \('a'\): 'NaN' is not a finite"),
-        ("a,b,label\n1,2,x\n3,inf,y\n", 3, r"'inf' is not a finite"),
+        ("a,b,label\n1,,x\n,2,y\n", None, r"every row has a missing value \(the first on line 2"),
+        ("a,b,label\n1,2,x\n3,nan,y\n", None, r"'label' has only one value \('x'\)"),
+        ("a,b,label\n1,2,x\n3,inf,y\n", 3, r"column 2 \('b'\): 'inf' is not a finite"),
         ("a,b,label\n1,2,x\n3,-Infinity,y\n", 3, r"'-Infinity' is not a finite"),
         ("a,b,label\n1,1e999,x\n", 2, r"'1e999' is not a finite"),
-        ("a,b,label\n1,2,x\n3,4,\n", 3, r"column 3 \('label'\): the label is empty"),
+        ("a,b,label\n1,2,x\n3,4,\n", None, r"'label' has only one value \('x'\)"),
         ("a,b,label\n1,2,x\n3,4,x\n", None, r"'label' has only one value \('x'\)"),
-        ("1,2,3\n4,5,6\n", 1, "header"),
+        ("a,b,label\n1,2,x\n3,4,y,\n", 3, "4 cells but the header has 3"),
         ("label\n1\n2\n", 1, "at least one feature column"),
         ("a,a,label\n1,2,x\n", 1, "'a' repeats"),
     ],
@@ -535,16 +533,27 @@ def test_label_column_of_measurements_is_refused(
     header = "price,a,b" if label_first else "a,b,price"
     rows = [f"{v},{i},{-i}" if label_first else f"{i},{-i},{v}" for i, v in enumerate(labels)]
     path = write_table(tmp_path_factory.mktemp("labels"), header, rows, name="houses.csv")
+    classify = DataConfig(
+        name="csv", path=path, label="price", task="classify", test_fraction=0, standardize=False
+    )
+    if k > 2:
+        # Left to guess, k > 2 distinct fractions are a measurement: a regression target.
+        guessed = load_dataset(replace(classify, task="auto"))
+        assert guessed.task == "regression" and guessed.classes == ()
+        assert (
+            f"task guessed: regression (label 'price' has {k:,} distinct numbers)"
+            in (guessed.notes[0])
+        )
     if k > MAX_CLASSES:
         with pytest.raises(BpmonError) as info:
-            load_csv(path, label="price")
+            load_dataset(classify)
         assert str(info.value) == (
-            f"{path}: the label column 'price' has {k:,} distinct values; bpmon classifies, "
-            f"and at most {MAX_CLASSES} classes are allowed (a column of measurements is not "
-            "a class label; data.label chooses the label column)"
+            f"{path}: the label column 'price' has {k:,} distinct values; at most "
+            f"{MAX_CLASSES} classes are allowed (a column of measurements is a regression "
+            "target: --task regress; data.label chooses the label column)"
         )
         return
-    d = load_csv(path, label="price")
+    d = load_dataset(classify)
     assert d.classes == tuple(sorted(values, key=float))
     assert d.n_outputs == (1 if k == 2 else k)
     assert [d.classes[c] for c in labels_of(d, d.y_train)] == labels
@@ -763,7 +772,8 @@ def test_csv_memory_stays_within_its_estimates(
     size = Path(path).stat().st_size
     classes = min(n_rows, n_classes)
     outputs = 1 if classes == 2 else classes
-    bound = size * csvdata.PARSE_BYTES_PER_FILE_BYTE + dataset_bytes(n_rows, n_features, outputs)
+    parsing = csvdata.parse_bytes(n_rows + 1, n_features + 1, size)
+    bound = parsing + dataset_bytes(n_rows, n_features, outputs)
     load_csv(path, test_fraction=fraction, standardize=standardize)  # warm up, as above
     with traced() as peak:
         load_csv(path, test_fraction=fraction, standardize=standardize)
@@ -782,23 +792,30 @@ def test_csv_too_big_for_memory_is_refused(
 ) -> None:
     rows = [f"{i},{2 * i},{'xy'[i % 2]}" for i in range(n_rows)]
     if not after_parse:
-        rows.append("oops,1,x")  # never reached: the file's size alone is refused
+        rows.append("oops,1,x,y")  # never reached: the parse's estimate alone is refused
     path = write_table(tmp_path_factory.mktemp("big"), "a,b,label", rows)
+    size = Path(path).stat().st_size
     if after_parse:
         need = dataset_bytes(n_rows, 2, 1)
     else:
-        need = Path(path).stat().st_size * csvdata.PARSE_BYTES_PER_FILE_BYTE
+        # The rows the reader makes room for: the lines after the header, at most.
+        need = csvdata.parse_bytes(len(rows) + 1, 3, size)
     available = int(share * need / memory.MAX_SHARE)  # so that MAX_SHARE * available < need
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(memory, "available_bytes", lambda: available)
         if after_parse:  # let the file through, to reach the check of the parsed table
-            mp.setattr(csvdata, "PARSE_BYTES_PER_FILE_BYTE", 0)
-        with pytest.raises(BpmonError) as info:
+            mp.setattr(csvdata, "parse_bytes", lambda rows, columns, file_bytes: 0)
+        with traced() as peak, pytest.raises(BpmonError) as info:
             load_csv(path)
+        if not after_parse:
+            # Refused from the estimate: nothing the size of the cells was allocated.
+            assert peak() < 64 * len(rows) + (1 << 20)
     message = str(info.value)
     assert message.startswith(f"data.path = {path!r} (") and "available" in message
     if after_parse:
         assert f"({n_rows:,} rows, 2 classes)" in message
+    else:
+        assert "lines of 3 columns)" in message
 
 
 BAD_VALUES = st.one_of(

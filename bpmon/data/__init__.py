@@ -10,17 +10,31 @@ Conventions, shared by every set:
   output); a multiclass task is one-hot of shape ``(N, C)`` (for a softmax output). Column ``k``
   (or target value ``k`` for binary) is class ``classes[k]``.
 * xor, circle and moons are binary; spiral, blobs and digits are multiclass even when asked for
-  two classes, so that their softmax presets stay valid; a CSV file is binary when its label
-  column has two values and multiclass when it has more (at most
-  :data:`bpmon.config.MAX_CLASSES`).
+  two classes, so that their softmax presets stay valid. A CSV file is binary, multiclass or a
+  regression as :mod:`bpmon.data.csvdata` says (``data.task``; guessed from the label column by
+  default); :data:`OUTPUT_LOSS` gives each task's output activation and loss.
+* Regression (CSV only): the target has shape ``(N, 1)`` and is standardised with the
+  *training* split's mean and standard deviation, which the set carries as ``y_mean`` and
+  ``y_std`` (0 and 1 for classification), so a prediction ``p`` is ``p * y_std + y_mean`` in
+  the target's own units. R^2 is the same on either scale; a mean squared error on this scale
+  is ``y_std**2`` times smaller than in the target's units. ``classes`` is empty. A training
+  target that is constant up to rounding is only centred (``y_std`` is then 1).
+* ``notes`` (CSV only) are short sentences for the user: what was assumed (no header, the
+  separator, the task), encoded (one-hot columns), dropped (rows with a missing value, counted
+  in ``dropped``, empty columns) and features constant in the training split.
 * Everything is deterministic given ``cfg.seed``.
-* Split: when ``cfg.test_fraction > 0`` (never for xor, whose four points are the whole
-  problem), the points are shuffled with the seed and ``round(N * test_fraction)`` of them become
-  the test set, but at least one and never so many that fewer than :data:`MIN_TRAIN_POINTS` are
-  left to train on; the rest, in shuffled order, are the training set. A set too small for that
+* Split: when the test fraction (``cfg.test_fraction``, or the set's default: 0.2 for csv, 0
+  for the others; never for xor, whose four points are the whole problem) is above 0, the
+  points are shuffled with the seed and ``round(N * test_fraction)`` of them become the test
+  set, but at least one and never so many that fewer than :data:`MIN_TRAIN_POINTS` are left to
+  train on; the rest, in shuffled order, are the training set. A CSV classification split is
+  stratified: each class gives its share of the test points (largest remainders first), and a
+  class with at least two rows keeps at least one in the training set. (The built-in sets keep
+  the plain shuffle, which their presets' figures were measured with.) A set too small to split
   (a CSV file of two rows) is refused. Otherwise the test arrays are None and the training set
   is in generation order.
-* Standardisation: when ``cfg.standardize``, each feature is shifted and scaled by the mean and
+* Standardisation: when ``cfg.standardize`` (default: on for csv, off for the others), each
+  feature is shifted and scaled by the mean and
   standard deviation of the *training* split only, so that nothing about the test points leaks
   into training. The statistics are computed on the feature divided by its largest magnitude,
   so that any finite input (1e308, subnormals) gives finite output. A feature whose spread is
@@ -42,14 +56,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from bpmon.config import DATASETS, MAX_CLASSES, DataConfig, show_value, validate_data
+from bpmon.config import (
+    DATASETS,
+    MAX_CLASSES,
+    DataConfig,
+    LossName,
+    OutputName,
+    show_value,
+    validate_data,
+)
 from bpmon.data import synthetic
-from bpmon.data.csvdata import read_csv
+from bpmon.data.csvdata import CsvInfo, Task, inspect_csv, read_csv
 from bpmon.data.digits import CLASSES as DIGIT_CLASSES
 from bpmon.data.digits import FEATURE_NAMES as DIGIT_FEATURES
 from bpmon.data.digits import digits
@@ -60,15 +81,28 @@ __all__ = [
     "DATASET_NAMES",
     "MAX_CLASSES",
     "MIN_TRAIN_POINTS",
+    "OUTPUT_LOSS",
+    "CsvInfo",
     "Dataset",
     "Task",
     "dataset_bytes",
+    "inspect_csv",
     "load_dataset",
+    "standardize_of",
+    "test_fraction_of",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
-Task = Literal["binary", "multiclass"]
+
+# The output activation and loss each task trains with (the CLI picks them from a CSV file's
+# task): a sigmoid unit with binary cross-entropy, a softmax over the classes with
+# cross-entropy, one linear unit with mean squared error.
+OUTPUT_LOSS: dict[Task, tuple[OutputName, LossName]] = {
+    "binary": ("sigmoid", "bce"),
+    "multiclass": ("softmax", "cross_entropy"),
+    "regression": ("identity", "mse"),
+}
 
 # The names live in the config (the TOML loader checks against them); this is the same tuple,
 # kept under its old name for callers that look it up here.
@@ -114,6 +148,11 @@ class Dataset:
     task: Task
     classes: tuple[str, ...]
     feature_names: tuple[str, ...]
+    # Regression only: the training target's mean and standard deviation (see the module doc).
+    y_mean: float = 0.0
+    y_std: float = 1.0
+    notes: tuple[str, ...] = ()
+    dropped: int = 0
 
     @property
     def n_inputs(self) -> int:
@@ -121,7 +160,7 @@ class Dataset:
 
     @property
     def n_outputs(self) -> int:
-        """1 for a binary task, the number of classes for a multiclass one."""
+        """1 for binary and regression, the number of classes for multiclass."""
         return int(self.y_train.shape[1])
 
     @property
@@ -145,88 +184,145 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     # A huge noise level can overflow a generator to inf or NaN. NumPy would print a warning on
     # stderr (under the monitor's screen); the features are checked just below instead.
     with np.errstate(over="ignore", invalid="ignore"):
-        X, labels, classes, features, task = _BUILDERS[cfg.name](cfg)
-    _check_finite(cfg, X, features)
-    y_width = 1 if task == "binary" else len(classes)
+        built = _BUILDERS[cfg.name](cfg)
+    X, task, classes, features = built.X, built.task, built.classes, built.features
+    if cfg.name != "csv":  # the CSV reader refuses a cell that is not finite, naming it
+        _check_finite(cfg, X, features)
+    n = len(X)
+    y_width = len(classes) if task == "multiclass" else 1
     if cfg.name == "csv":
         # The rows and classes are known only now; the file's size was checked before parsing.
         # (xor and digits are small and fixed.)
+        what = f"{len(classes)} classes" if classes else "a regression target"
         ensure_fits(
-            dataset_bytes(len(X), X.shape[1], y_width),
-            f"data.path = {show_value(cfg.path)} ({len(X):,} rows, {len(classes)} classes)",
+            dataset_bytes(n, X.shape[1], y_width),
+            f"data.path = {show_value(cfg.path)} ({n:,} rows, {what})",
         )
-    y = _encode(labels, len(classes), task)
-    X_test: FloatArray | None = None
-    y_test: FloatArray | None = None
-    if cfg.test_fraction > 0 and cfg.name != "xor":
-        if len(X) < MIN_TRAIN_POINTS + 1:
+    test_fraction = test_fraction_of(cfg)
+    train: IntArray | None = None
+    test: IntArray | None = None
+    if test_fraction > 0 and cfg.name != "xor":
+        if n < MIN_TRAIN_POINTS + 1:
             raise BpmonError(
-                f"{_source(cfg)}: data.test_fraction = {show_value(cfg.test_fraction)}: "
-                f"expected 0 for a set of {len(X)} points; a split needs at least "
+                f"{_source(cfg)}: data.test_fraction = {show_value(test_fraction)}: "
+                f"expected 0 for a set of {n} points; a split needs at least "
                 f"{MIN_TRAIN_POINTS + 1} ({MIN_TRAIN_POINTS} to train on and 1 to test)"
             )
-        train, test = _split(len(X), cfg.test_fraction, cfg.seed)
-        X, X_test, y, y_test = X[train], X[test], y[train], y[test]
-    if cfg.standardize:
-        X, X_test = _standardize(X, X_test, features, _source(cfg))
+        if cfg.name == "csv" and built.labels is not None:
+            train, test = _stratified_split(built.labels, len(classes), test_fraction, cfg.seed)
+        else:
+            train, test = _split(n, test_fraction, cfg.seed)
+    notes, dropped = list(built.notes), built.dropped
+    y_mean, y_std = 0.0, 1.0
+    if built.targets is not None:
+        y_train, y_test, y_mean, y_std = _scale_targets(
+            built.targets, train, test, _source(cfg), built.label
+        )
+    else:
+        assert built.labels is not None
+        labels = built.labels
+        y_train = _encode(labels if train is None else labels[train], len(classes), task)
+        y_test = None if test is None else _encode(labels[test], len(classes), task)
+    X_test: FloatArray | None = None
+    if train is not None and test is not None:
+        X_train, X_test = X[train], X[test]
+    else:
+        # Standardisation works in place: on a copy unless the builder's array is ours alone.
+        X_train = X if built.owned else np.array(X, dtype=np.float64)
+    # The builder's arrays (for a CSV file, every cell it read) are not needed any more.
+    del X, built
+    if standardize_of(cfg):
+        X_test, constant = _standardize(X_train, X_test, features, _source(cfg))
+        if cfg.name == "csv" and constant:
+            shown = ", ".join(repr(features[j]) for j in constant[:5])
+            more = f" and {len(constant) - 5} more" if len(constant) > 5 else ""
+            notes.append(f"constant in the training split, left at 0: {shown}{more}")
     return Dataset(
         name=cfg.name,
-        X_train=_frozen(X),
-        y_train=_frozen(y),
+        X_train=_frozen(X_train),
+        y_train=_frozen(y_train),
         X_test=None if X_test is None else _frozen(X_test),
         y_test=None if y_test is None else _frozen(y_test),
         task=task,
         classes=classes,
         feature_names=features,
+        y_mean=y_mean,
+        y_std=y_std,
+        notes=tuple(notes),
+        dropped=dropped,
     )
 
 
-Raw = tuple[FloatArray, IntArray, tuple[str, ...], tuple[str, ...], Task]
+@dataclass(frozen=True)
+class _Built:
+    """What a builder makes: features, and class indices or (CSV regression) raw targets.
+    ``owned``: ``X`` is a fresh array nothing else holds, which may be changed in place."""
+
+    X: FloatArray
+    labels: IntArray | None
+    classes: tuple[str, ...]
+    features: tuple[str, ...]
+    task: Task
+    targets: FloatArray | None = None
+    label: str = ""
+    notes: tuple[str, ...] = ()
+    dropped: int = 0
+    owned: bool = True
 
 
 def _numbered(count: int) -> tuple[str, ...]:
     return tuple(str(k) for k in range(count))
 
 
-def _xor(cfg: DataConfig) -> Raw:
+def _xor(cfg: DataConfig) -> _Built:
     X, labels = synthetic.xor()
-    return X, labels, _numbered(2), _XY, "binary"
+    return _Built(X, labels, _numbered(2), _XY, "binary")
 
 
-def _circle(cfg: DataConfig) -> Raw:
+def _circle(cfg: DataConfig) -> _Built:
     X, labels = synthetic.circle(cfg.n, cfg.seed)
-    return X, labels, _numbered(2), _XY, "binary"
+    return _Built(X, labels, _numbered(2), _XY, "binary")
 
 
-def _moons(cfg: DataConfig) -> Raw:
+def _moons(cfg: DataConfig) -> _Built:
     X, labels = synthetic.moons(cfg.n, cfg.noise, cfg.seed)
-    return X, labels, _numbered(2), _XY, "binary"
+    return _Built(X, labels, _numbered(2), _XY, "binary")
 
 
-def _spiral(cfg: DataConfig) -> Raw:
+def _spiral(cfg: DataConfig) -> _Built:
     X, labels = synthetic.spiral(cfg.n, cfg.classes, cfg.noise, cfg.seed)
-    return X, labels, _numbered(cfg.classes), _XY, "multiclass"
+    return _Built(X, labels, _numbered(cfg.classes), _XY, "multiclass")
 
 
-def _blobs(cfg: DataConfig) -> Raw:
+def _blobs(cfg: DataConfig) -> _Built:
     X, labels = synthetic.blobs(cfg.n, cfg.classes, cfg.noise, cfg.seed)
-    return X, labels, _numbered(cfg.classes), _XY, "multiclass"
+    return _Built(X, labels, _numbered(cfg.classes), _XY, "multiclass")
 
 
-def _digits(cfg: DataConfig) -> Raw:
+def _digits(cfg: DataConfig) -> _Built:
     X, labels = digits()
-    return X, labels, DIGIT_CLASSES, DIGIT_FEATURES, "multiclass"
+    return _Built(X, labels, DIGIT_CLASSES, DIGIT_FEATURES, "multiclass")
 
 
-def _csv(cfg: DataConfig) -> Raw:
-    if cfg.path is None:
-        raise BpmonError("data.path = None: expected the CSV file that data set 'csv' reads")
-    table = read_csv(cfg.path, cfg.label)
-    task: Task = "binary" if len(table.classes) == 2 else "multiclass"
-    return table.X, table.labels, table.classes, table.feature_names, task
+def _csv(cfg: DataConfig) -> _Built:
+    table = read_csv(cfg)
+    info = table.info
+    return _Built(
+        X=table.X,
+        labels=table.labels,
+        classes=info.classes,
+        features=info.feature_names,
+        task=info.task,
+        targets=table.targets,
+        label=info.label,
+        notes=info.notes,
+        dropped=info.dropped,
+        # Often a view of every cell the reader holds, which must not change under it.
+        owned=False,
+    )
 
 
-_BUILDERS: dict[str, Callable[[DataConfig], Raw]] = {
+_BUILDERS: dict[str, Callable[[DataConfig], _Built]] = {
     "xor": _xor,
     "circle": _circle,
     "moons": _moons,
@@ -251,6 +347,25 @@ def _check_builders(names: Collection[str], builders: Collection[str]) -> None:
 # At import, so that a name added to the config without a builder (or the other way round)
 # fails every run and test at once, not when someone first picks that set.
 _check_builders(DATASETS, _BUILDERS)
+
+
+# A user's own file is held out 20% for a test accuracy and standardised: measurements in
+# millimetres and grams otherwise kill every ReLU at the first step.
+CSV_TEST_FRACTION = 0.2
+
+
+def test_fraction_of(cfg: DataConfig) -> float:
+    """``cfg.test_fraction``, or the set's default when it is left out."""
+    if cfg.test_fraction is not None:
+        return cfg.test_fraction
+    return CSV_TEST_FRACTION if cfg.name == "csv" else 0.0
+
+
+def standardize_of(cfg: DataConfig) -> bool:
+    """``cfg.standardize``, or the set's default when it is left out."""
+    if cfg.standardize is not None:
+        return cfg.standardize
+    return cfg.name == "csv"
 
 
 def _validate(cfg: DataConfig) -> None:
@@ -300,28 +415,70 @@ def _encode(labels: IntArray, n_classes: int, task: Task) -> FloatArray:
 def _split(n: int, test_fraction: float, seed: int) -> tuple[IntArray, IntArray]:
     """Shuffled (train, test) index arrays: at least 1 test point and MIN_TRAIN_POINTS training
     points, which needs ``n > MIN_TRAIN_POINTS`` (load_dataset checks)."""
-    n_test = min(max(1, round(n * test_fraction)), n - MIN_TRAIN_POINTS)
+    n_test = _test_size(n, test_fraction)
     order = np.random.default_rng([seed, _SPLIT_STREAM]).permutation(n)
     return order[n_test:], order[:n_test]
 
 
+def _test_size(n: int, test_fraction: float) -> int:
+    return min(max(1, round(n * test_fraction)), n - MIN_TRAIN_POINTS)
+
+
+def _stratified_split(
+    labels: IntArray, n_classes: int, test_fraction: float, seed: int
+) -> tuple[IntArray, IntArray]:
+    """:func:`_split`'s sizes and shuffle, with each class giving its share of the test
+    points: ``floor(count * n_test / n)``, then one more each to the classes with the largest
+    remainders until there are ``n_test``. A class of two or more rows keeps one in the
+    training set; a class of one gives its row only when nothing else can."""
+    n = labels.shape[0]
+    n_test = _test_size(n, test_fraction)
+    order = np.random.default_rng([seed, _SPLIT_STREAM]).permutation(n)
+    counts = np.bincount(labels, minlength=n_classes)
+    quota = counts * (n_test / n)
+    take = np.minimum(np.floor(quota).astype(np.intp), np.maximum(counts - 1, 0))
+    short = n_test - int(take.sum())
+    for cap in (np.maximum(counts - 1, 0), counts):
+        while short > 0:
+            room = np.flatnonzero(take < cap)
+            if room.size == 0:
+                break
+            # Largest remainder first; the class index breaks ties, so the seed alone decides.
+            for c in sorted(room.tolist(), key=lambda c: (-(quota[c] - take[c]), c)):
+                if short == 0:
+                    break
+                take[c] += 1
+                short -= 1
+    shuffled = labels[order]
+    by_class = np.argsort(shuffled, kind="stable")
+    firsts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank = np.arange(n) - np.repeat(firsts, counts)  # each row's place in its class, shuffled
+    in_test = np.empty(n, dtype=bool)
+    in_test[by_class] = rank < take[shuffled[by_class]]
+    return order[~in_test], order[in_test]
+
+
 def _standardize(
     X_train: FloatArray, X_test: FloatArray | None, features: tuple[str, ...], source: str
-) -> tuple[FloatArray, FloatArray | None]:
+) -> tuple[FloatArray | None, list[int]]:
+    """Standardise ``X_train`` in place (it must be an array of our own) and return the
+    standardised test set and the features constant in the training split."""
     # Divide each feature by its largest magnitude first. Every value is then in [-1, 1], so the
     # sums and squares inside mean and std cannot overflow, which they do on the raw values (the
     # std of a column holding 1e308 is inf, and 0 after (x - mean) / inf); it also makes the
     # constant test independent of the feature's units.
     scale = np.maximum(X_train.max(axis=0), -X_train.min(axis=0))
     scale = np.where(scale > 0, scale, 1.0)
-    unit = X_train / scale
-    mean = unit.mean(axis=0)
-    spread = unit.std(axis=0)
+    X_train /= scale
+    mean = X_train.mean(axis=0)
+    spread = X_train.std(axis=0)
+    constant = spread <= _CONSTANT_RTOL
     # |unit - mean| <= 2 and spread >= _CONSTANT_RTOL: the training values stay below 2e12.
-    spread = np.where(spread > _CONSTANT_RTOL, spread, 1.0)
-    train = (unit - mean) / spread
+    spread = np.where(constant, 1.0, spread)
+    X_train -= mean
+    X_train /= spread
     if X_test is None:
-        return train, None
+        return None, np.flatnonzero(constant).tolist()
     # A test value may lie so far outside the training values that its standardised value is
     # beyond float64; the overflow is expected here and refused just below, without a warning.
     with np.errstate(over="ignore"):
@@ -336,7 +493,38 @@ def _standardize(
             "number; expected test values on the scale of the training ones (choose another "
             "data.seed or data.test_fraction, or turn data.standardize off)"
         )
-    return train, test
+    return test, np.flatnonzero(constant).tolist()
+
+
+def _scale_targets(
+    targets: FloatArray, train: IntArray | None, test: IntArray | None, source: str, label: str
+) -> tuple[FloatArray, FloatArray | None, float, float]:
+    """Regression targets standardised with the training split's statistics, as ``(N, 1)``
+    columns, and that mean and standard deviation in the target's units."""
+    t_train = targets if train is None else targets[train]
+    # As for the features: scaled by the largest magnitude first, so that nothing overflows.
+    scale = float(np.abs(t_train).max())
+    scale = scale if scale > 0 else 1.0
+    mean = float(np.mean(t_train / scale))
+    spread = float(np.std(t_train / scale))
+    spread = spread if spread > _CONSTANT_RTOL else 1.0
+    with np.errstate(over="ignore"):
+        y_mean, y_std = mean * scale, spread * scale
+        y_test = None if test is None else (targets[test] / scale - mean) / spread
+    if not (np.isfinite(y_mean) and np.isfinite(y_std)):
+        raise BpmonError(
+            f"{source}: the label column {label!r} holds numbers too large (up to "
+            f"{show_value(scale)}) to standardise; expected targets below about 1e300"
+        )
+    if y_test is not None and not np.isfinite(y_test).all():
+        row = int(np.argmin(np.isfinite(y_test)))
+        raise BpmonError(
+            f"{source}: the label column {label!r} holds a test target of "
+            f"{show_value(float(targets[test][row]))}, too far outside the training targets "
+            "to standardise to a finite number (choose another data.seed or data.test_fraction)"
+        )
+    y_train = (t_train / scale - mean) / spread
+    return y_train[:, np.newaxis], None if y_test is None else y_test[:, np.newaxis], y_mean, y_std
 
 
 def _frozen(a: FloatArray) -> FloatArray:

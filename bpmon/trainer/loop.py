@@ -27,6 +27,7 @@ import numpy as np
 
 from bpmon.config import RunConfig, validate
 from bpmon.data import Dataset
+from bpmon.diagnosis import Diagnosis
 from bpmon.errors import BpmonError
 from bpmon.trainer.commands import (
     RESTARTING_INTENTS,
@@ -65,6 +66,7 @@ class Trainer:
         self.interval = interval
         self.on_snapshot = on_snapshot
         self._commands: queue.Queue[Command] = queue.Queue()
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._state: State = "paused" if start_paused else "running"
         self._run_id = 0
@@ -76,6 +78,7 @@ class Trainer:
         self._rate = 0.0
         self._rate_mark = (self._t_start, 0)
         self._run = Run.build(validate(config, preset or "config"), data)
+        self._diagnosis = Diagnosis()
         self._latest = self._snapshot()
 
     # -- the consumer's side -------------------------------------------------------------------
@@ -101,6 +104,8 @@ class Trainer:
         """Ask the loop to stop and wait up to ``timeout`` seconds for its thread. A step cannot
         be interrupted halfway, so a long one may outlast the wait; the thread is a daemon and
         stops at the end of that step (or with the process)."""
+        # The event ends the loop at its next step even with commands queued before this one.
+        self._stopping.set()
         self._commands.put(Command("stop"))
         if self._thread is not None:
             self._thread.join(timeout)
@@ -139,7 +144,7 @@ class Trainer:
 
     def _serve(self) -> None:
         with _quiet_numpy():
-            while self._state != "stopped":
+            while self._state != "stopped" and not self._stopping.is_set():
                 try:
                     if self._state == "running":
                         self._steps_until_due()
@@ -233,6 +238,7 @@ class Trainer:
 
     def _publish(self) -> Snapshot:
         snapshot = self._snapshot()
+        snapshot = replace(snapshot, findings=self._diagnosis.add(snapshot))
         self._latest = snapshot
         if self.on_snapshot is not None:
             self.on_snapshot(snapshot)

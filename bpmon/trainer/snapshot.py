@@ -16,6 +16,7 @@ import numpy as np
 
 from bpmon.config import RunConfig, Thresholds
 from bpmon.engine.activations import Array
+from bpmon.finding import Finding
 from bpmon.telemetry import LayerStats, collect
 from bpmon.trainer.run import Run
 from bpmon.trainer.states import State
@@ -50,6 +51,9 @@ class Snapshot:
     (``"REPLAY"``, ``"WATCHING"``, ``"ENDED (finished)"``; empty for a live run), ``detail``
     adds what the source knows (``"snapshot 12/300 · 2x"``, ``"writer quiet for 12 s"``), and
     ``marker_step`` is the step the loss curve marks (a replay's cursor).
+
+    ``findings`` are what :mod:`bpmon.diagnosis` makes of the recent snapshots, most severe
+    first; the source that publishes the snapshot computes them, never a panel.
     """
 
     run_id: int
@@ -84,6 +88,7 @@ class Snapshot:
     mode: str = ""
     detail: str = ""
     marker_step: int | None = None
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True)

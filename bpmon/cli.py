@@ -42,18 +42,22 @@ from bpmon.config import (
     LR_MIN,
     MAX_DEPTH,
     MIN_DEPTH,
+    MISSING,
     OPTIMIZERS,
+    DataConfig,
     Rule,
     RunConfig,
     rule,
     show_value,
     validate,
+    validate_data,
 )
 from bpmon.errors import BpmonError
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
+    from bpmon.data import Dataset
     from bpmon.presets import Preset
     from bpmon.runfile import Recorder
     from bpmon.trainer import Snapshot, Trainer
@@ -158,7 +162,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="bpmon",
         description="Watch backpropagation: live loss, per-layer gradient norms and predictions.",
     )
-    p.add_argument("--preset", default="xor", help="preset name or path to a .toml (default: xor)")
+    p.add_argument(
+        "data", nargs="?", metavar="DATA.csv", help="train on your own CSV file (see the CSV flags)"
+    )
+    p.add_argument("--preset", help="preset name or path to a .toml (default: xor)")
     p.add_argument("--list-presets", action="store_true", help="list presets and exit")
     p.add_argument("--headless", action="store_true", help="print text instead of opening the app")
     p.add_argument("--json", action="store_true", help="headless: end with one JSON line")
@@ -184,7 +191,56 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=None)
     g.add_argument("--lr", type=_flag("train.lr"), help=f"learning rate, {LR_MIN:g} to {LR_MAX:g}")
     g.add_argument("--optimizer", choices=OPTIMIZERS)
+    c = p.add_argument_group("your own CSV file (bpmon DATA.csv or --csv DATA.csv)")
+    c.add_argument("--csv", metavar="DATA.csv", help="the CSV file (the same as DATA.csv)")
+    c.add_argument("--label", metavar="COL", help="the label column (default: the last)")
+    c.add_argument(
+        "--features",
+        type=_names,
+        metavar="A,B,C",
+        help="the feature columns (default: all but the label)",
+    )
+    c.add_argument(
+        "--task",
+        choices=("classify", "regress"),
+        help="classification or regression (default: guessed from the label column)",
+    )
+    c.add_argument(
+        "--header",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="whether the first row names the columns (default: detected)",
+    )
+    c.add_argument(
+        "--missing",
+        choices=MISSING,
+        help="a row with a missing value: drop it (default) or stop with an error",
+    )
+    c.add_argument(
+        "--save-preset",
+        metavar="FILE",
+        help="write the preset file that reproduces this run, then run it",
+    )
     return p
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(","))
+    try:
+        result: tuple[str, ...] = rule("data.features").accept(names)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {exc}, separated by commas") from None
+    return result
+
+
+# The CSV flags and the [data] key each sets.
+_CSV_FLAGS = (
+    ("label", "label"),
+    ("features", "features"),
+    ("task", "task"),
+    ("header", "header"),
+    ("missing", "missing"),
+)
 
 
 # Each override flag and the RunConfig method that applies it, in the order they compose:
@@ -331,7 +387,7 @@ def _silence_stdout() -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from bpmon.presets import list_presets, load_preset
+    from bpmon.presets import list_presets
 
     if args.list_presets:
         presets = list_presets()
@@ -340,8 +396,10 @@ def _main(args: argparse.Namespace) -> int:
         for preset in presets:
             out.line(f"{preset.name:<{width}}  {preset.description}")
         return EXIT_OK
-    preset = load_preset(args.preset)
+    preset, data = _preset_and_data(args)
     config = apply_overrides(preset.config, args)
+    if args.save_preset:
+        _save_preset(args.save_preset, config, preset.description)
     if not args.headless:
         given = [
             flag
@@ -354,11 +412,50 @@ def _main(args: argparse.Namespace) -> int:
         if given:
             raise BpmonError(f"{', '.join(given)}: headless only; add --headless")
         _needs_terminal()
-        return run_monitor(config, preset, args)
-    return run_headless(config, preset, args)
+        return run_monitor(config, preset, args, data)
+    return run_headless(config, preset, args, data)
 
 
-def run_monitor(config: RunConfig, preset: Preset, args: argparse.Namespace) -> int:
+def _preset_and_data(args: argparse.Namespace) -> tuple[Preset, Dataset | None]:
+    """The preset the command line names, or the one made for its CSV file (with the data set
+    already loaded, so that the file is read once)."""
+    from bpmon.presets import csv_preset, load_preset
+
+    csv_path = args.csv or args.data
+    given = [f"--{flag}" for flag, _ in _CSV_FLAGS if getattr(args, flag) is not None]
+    if args.csv and args.data:
+        raise BpmonError(f"{args.data}: one CSV file at a time (--csv {args.csv} names another)")
+    if csv_path is None:
+        if given:
+            raise BpmonError(f"{', '.join(given)}: only with a CSV file (bpmon DATA.csv ...)")
+        return load_preset(args.preset or "xor"), None
+    if args.preset:
+        raise BpmonError(f"{csv_path}: a CSV file or --preset {args.preset}, not both")
+    if csv_path.endswith(".toml"):
+        raise BpmonError(f"{csv_path}: a preset file goes with --preset")
+    values = {key: getattr(args, flag) for flag, key in _CSV_FLAGS}
+    values["task"] = {"classify": "classify", "regress": "regress", None: "auto"}[args.task]
+    values["missing"] = values["missing"] or "drop"
+    data = validate_data(DataConfig(name="csv", path=csv_path, **values), csv_path)
+    return csv_preset(data)
+
+
+def _save_preset(path: str, config: RunConfig, description: str) -> None:
+    """Write the preset file; an existing file is not overwritten (it may be someone's work)."""
+    from bpmon.presets import to_toml
+
+    try:
+        with open(path, "x", encoding="utf-8") as f:
+            f.write(to_toml(config, description))
+    except FileExistsError:
+        raise BpmonError(f"--save-preset {path}: the file exists; give a new name") from None
+    except OSError as exc:
+        raise BpmonError(f"--save-preset {path}: {_reason(exc)}") from None
+
+
+def run_monitor(
+    config: RunConfig, preset: Preset, args: argparse.Namespace, data: Dataset | None = None
+) -> int:
     """The live monitor, recording the run file too with ``--record``. A record line that
     cannot be written stops training with the reason on screen (the trainer's error state)."""
     from bpmon.runfile import Recorder, RunWriter
@@ -374,6 +471,7 @@ def run_monitor(config: RunConfig, preset: Preset, args: argparse.Namespace) -> 
             interval=SNAPSHOT_INTERVAL,
             on_snapshot=recorder,
             overrides=_overrides_given(args),
+            data=data,
         )
         status = run_app(trainer)
     finally:
@@ -393,6 +491,7 @@ def build_trainer(
     interval: float,
     on_snapshot: Callable[[Snapshot], None] | None = None,
     overrides: str = "",
+    data: Dataset | None = None,
 ) -> Trainer:
     """A trainer for ``config``; a network the data set cannot feed (a softmax output on a
     binary task, say) or that memory cannot hold is bad input, reported as one line naming the
@@ -400,7 +499,7 @@ def build_trainer(
     from bpmon.trainer import Trainer
 
     try:
-        return Trainer(config, preset.name, interval=interval, on_snapshot=on_snapshot)
+        return Trainer(config, preset.name, interval=interval, on_snapshot=on_snapshot, data=data)
     except BpmonError as exc:
         message = str(exc)
         if message.startswith(str(preset.path)):
@@ -477,7 +576,9 @@ def _close_record(
     record.close()
 
 
-def run_headless(config: RunConfig, preset: Preset, args: argparse.Namespace) -> int:
+def run_headless(
+    config: RunConfig, preset: Preset, args: argparse.Namespace, data: Dataset | None = None
+) -> int:
     from bpmon import report
     from bpmon.runfile import Recorder, RunWriter
 
@@ -511,7 +612,10 @@ def run_headless(config: RunConfig, preset: Preset, args: argparse.Namespace) ->
             interval=0.1,
             on_snapshot=on_snapshot,
             overrides=_overrides_given(args),
+            data=data,
         )
+        for note in trainer.latest().notes:
+            out.line(f"data: {note}")
         epochs = config.train.epochs
         every = args.every or max(1, epochs // 10)
         steps_per_epoch = trainer.steps_per_epoch
@@ -539,9 +643,8 @@ def run_headless(config: RunConfig, preset: Preset, args: argparse.Namespace) ->
     for line in report.prediction_table(snap):
         out.line(line)
     out.line(f"\nFinal loss: {snap.loss:.6f}")
-    if snap.accuracy is not None:
-        test = "" if snap.test_accuracy is None else f", test accuracy: {snap.test_accuracy:.2%}"
-        out.line(f"Accuracy: {snap.accuracy:.2%}{test}")
+    for line in report.score_lines(snap):
+        out.line(line)
     out.line()
     # On a terminal a finding wraps at its width; in a pipe or a log each stays one line.
     width = bar.columns() - 1 if bar is not None else None

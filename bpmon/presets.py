@@ -13,14 +13,27 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bpmon.config import TABLES, RunConfig, rule, show_value, validate
+from bpmon.config import (
+    TABLES,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    rule,
+    show_value,
+    validate,
+)
 from bpmon.errors import BpmonError
+
+if TYPE_CHECKING:
+    from bpmon.data import Dataset
 
 _show = show_value
 
@@ -167,3 +180,74 @@ def _build(cls: type[Any], table: str, values: dict[str, Any], path: str) -> Any
         except ValueError as exc:
             raise BpmonError(f"{path}: {table}.{key} = {_show(value)}: expected {exc}") from None
     return cls(**kwargs)
+
+
+# -- a CSV file as a preset ------------------------------------------------------------------------
+
+# The network bpmon puts on a user's file: two ReLU layers of 16 (He init) trained by Adam, which
+# learns most small tabular problems without tuning; mini-batches of 64 once the training split is
+# larger than FULL_BATCH_MAX rows, where a full-batch step would take long enough to slow the
+# monitor down to a few steps a second.
+CSV_HIDDEN = (16, 16)
+CSV_LR = 0.01
+CSV_EPOCHS = 200
+CSV_BATCH = 64
+FULL_BATCH_MAX = 4096
+
+
+def csv_preset(data: DataConfig) -> tuple[Preset, Dataset]:
+    """A preset for the user's CSV file ``data.path`` (``data.name`` is ``csv``), and the loaded
+    data set (so that the file is read once). The output and the loss follow the task the data
+    module found: sigmoid + bce for two classes, softmax + cross-entropy for more, identity +
+    mse for regression."""
+    from bpmon.data import OUTPUT_LOSS, load_dataset
+
+    assert data.path is not None
+    dataset = load_dataset(data)
+    output, loss = OUTPUT_LOSS[dataset.task]
+    config = RunConfig(
+        data=data,
+        model=ModelConfig(
+            hidden=CSV_HIDDEN, activation="relu", output=output, loss=loss, init="he"
+        ),
+        train=TrainConfig(
+            optimizer="adam",
+            lr=CSV_LR,
+            epochs=CSV_EPOCHS,
+            batch_size=CSV_BATCH if dataset.n_train > FULL_BATCH_MAX else 0,
+        ),
+    )
+    path = Path(data.path)
+    description = f"{path.name}: {dataset.task}, {dataset.n_inputs} inputs"
+    preset = Preset(path.stem, description, validate(config, data.path), path)
+    return preset, dataset
+
+
+def to_toml(config: RunConfig, description: str) -> str:
+    """The preset file that reproduces ``config``: every table written out in full (a value
+    left at its default too, so that the file does not change meaning when a default does);
+    keys whose value is None (meaning "the default") are left out, as TOML has no null."""
+    lines = [f"description = {_toml(description)}"]
+    for table in TABLES:
+        lines += ["", f"[{table}]"]
+        part = getattr(config, table)
+        for f in dataclasses.fields(part):
+            value = getattr(part, f.name)
+            if value is not None:
+                lines.append(f"{f.name} = {_toml(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # a float's repr reads back as the same float, in TOML too
+    if isinstance(value, str):
+        # A JSON string is a TOML basic string, escapes and all.
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")

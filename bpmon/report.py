@@ -44,13 +44,20 @@ def summary(snap: Snapshot, steps_per_second: float) -> dict[str, Any]:
         "final_loss": _num(snap.loss),
         "accuracy": _num(snap.accuracy),
         "test_accuracy": _num(snap.test_accuracy),
+        "r2": _num(snap.r2),
+        "test_r2": _num(snap.test_r2),
+        "notes": list(snap.notes),
         "diverged": snap.state == "diverged",
         "diverged_step": snap.diverged_step,
         "diverged_layer": snap.diverged_layer,
         "steps_per_second": round(steps_per_second, 1),
         "layers": layers,
         "predictions": [
-            {"input": list(p.inputs), "target": p.target, "output": _output(p)}
+            {
+                "input": list(p.inputs),
+                "target": p.target if p.target_value is None else _num(p.target_value),
+                "output": _output(p),
+            }
             for p in snap.predictions
         ],
         "findings": [
@@ -64,6 +71,18 @@ def summary(snap: Snapshot, steps_per_second: float) -> dict[str, Any]:
             for f in snap.findings
         ],
     }
+
+
+def score_lines(snap: Snapshot) -> list[str]:
+    """How well the run does: accuracy for classification, R² for regression."""
+    lines = []
+    if snap.accuracy is not None:
+        test = "" if snap.test_accuracy is None else f", test accuracy: {snap.test_accuracy:.2%}"
+        lines.append(f"Accuracy: {snap.accuracy:.2%}{test}")
+    if snap.r2 is not None:
+        test = "" if snap.test_r2 is None else f", test R²: {snap.test_r2:.4f}"
+        lines.append(f"R²: {snap.r2:.4f}{test}")
+    return lines
 
 
 def findings_lines(snap: Snapshot) -> list[str]:
@@ -99,6 +118,8 @@ def progress_line(snap: Snapshot) -> str:
     head = f"Epoch {snap.epoch}, Loss: {snap.loss:.6f}"
     if snap.accuracy is not None:
         head += f", Accuracy: {snap.accuracy:.2%}"
+    if snap.r2 is not None:
+        head += f", R²: {snap.r2:.4f}"
     return f"{head}\n  grad norms - {norms}" if norms else head
 
 
@@ -108,6 +129,13 @@ def prediction_table(snap: Snapshot) -> list[str]:
         inputs = " ".join(f"{v:g}" for v in p.inputs[:4])
         if len(p.inputs) > 4:
             inputs += " ..."
+        if p.target_value is not None:
+            error = p.output[0] - p.target_value
+            lines.append(
+                f"input: [{inputs}], target: {p.target_value:.4g}, "
+                f"prediction: {p.output[0]:.4g}, error: {error:+.3g}"
+            )
+            continue
         if len(p.output) == 1:
             output = f"{p.output[0]:.4f}"
         else:

@@ -79,6 +79,9 @@ class Trainer:
         self._rate_mark = (self._t_start, 0)
         self._run = Run.build(validate(config, preset or "config"), data)
         self._diagnosis = Diagnosis()
+        if self._run.data.notes:
+            # What the data module assumed about a user's file: said once, at the start.
+            self._say("data: " + "; ".join(self._run.data.notes))
         self._latest = self._snapshot()
 
     # -- the consumer's side -------------------------------------------------------------------

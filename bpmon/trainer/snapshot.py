@@ -10,6 +10,7 @@ accuracy and predictions are computed here, only when a snapshot is due, never o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,9 @@ class Prediction:
     output: tuple[float, ...]
     predicted: int
     correct: bool
+    # Regression: the target in its own units (``output`` is the prediction in the same units,
+    # ``target`` and ``predicted`` are 0, and ``correct`` says only that the output is finite).
+    target_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,11 @@ class Snapshot:
     detail: str = ""
     marker_step: int | None = None
     findings: tuple[Finding, ...] = ()
+    # Regression runs report R² (train, test) where classification reports accuracy, which is
+    # then None.
+    r2: float | None = None
+    test_r2: float | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,13 +138,30 @@ def switches(config: RunConfig, architecture: str) -> str:
     return f"{architecture} {config.model.activation}{bn}"
 
 
+def r_squared(output: Array, y: Array) -> float:
+    """``1 - SS_res / SS_tot``: the share of the target's variance the predictions explain (1 is
+    perfect, 0 is no better than the mean, below 0 worse). The same on the standardised scale
+    the network trains on as in the target's own units. Non-finite outputs give NaN."""
+    total = float(np.sum((y - y.mean()) ** 2))
+    residual = float(np.sum((y - output) ** 2))
+    return 1.0 - residual / total if total > 0 else math.nan
+
+
 def snapshot_of(run: Run, facts: LoopFacts) -> Snapshot:
     """The snapshot of ``run`` as it is now."""
     layers = collect(run.net, run.opt, run.config.thresholds) if run.step > 0 else ()
     out = run.net.predict(run.X)
-    test_acc = None
+    regression = run.data.task == "regression"
+    metric = r_squared if regression else accuracy
+    test_value = None
     if run.X_test is not None and run.y_test is not None:
-        test_acc = accuracy(run.net.predict(run.X_test), run.y_test)
+        test_value = metric(run.net.predict(run.X_test), run.y_test)
+    train_value = metric(out, run.y)
+    rows = (
+        _regression_rows(run.X, run.y, out, run.data.y_mean, run.data.y_std)
+        if regression
+        else _predictions(run.X, run.y, out)
+    )
     architecture = run.net.architecture
     return Snapshot(
         run_id=facts.run_id,
@@ -154,9 +180,9 @@ def snapshot_of(run: Run, facts: LoopFacts) -> Snapshot:
         previous_loss_values=facts.previous[1],
         layers=layers,
         initial_layers=run.initial_layers,
-        accuracy=accuracy(out, run.y),
-        test_accuracy=test_acc,
-        predictions=_predictions(run.X, run.y, out),
+        accuracy=None if regression else train_value,
+        test_accuracy=None if regression else test_value,
+        predictions=rows,
         classes=run.data.classes,
         steps_per_second=facts.steps_per_second,
         lr=run.opt.lr,
@@ -167,6 +193,9 @@ def snapshot_of(run: Run, facts: LoopFacts) -> Snapshot:
         message=facts.message,
         notice=facts.notice,
         notice_id=facts.notice_id,
+        r2=train_value if regression else None,
+        test_r2=test_value if regression else None,
+        notes=run.data.notes,
     )
 
 
@@ -189,3 +218,23 @@ def _predictions(X: Array, y: Array, out: Array) -> tuple[Prediction, ...]:
             )
         )
     return tuple(predictions)
+
+
+def _regression_rows(
+    X: Array, y: Array, out: Array, y_mean: float, y_std: float
+) -> tuple[Prediction, ...]:
+    """Prediction rows of a regression, target and output back in the target's own units."""
+    rows = []
+    for i in range(min(PREDICTION_ROWS, X.shape[0])):
+        prediction = float(out[i, 0]) * y_std + y_mean
+        rows.append(
+            Prediction(
+                inputs=tuple(float(v) for v in X[i]),
+                target=0,
+                output=(prediction,),
+                predicted=0,
+                correct=math.isfinite(prediction),
+                target_value=float(y[i, 0]) * y_std + y_mean,
+            )
+        )
+    return tuple(rows)

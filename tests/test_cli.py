@@ -29,6 +29,9 @@ TIMEOUT = 60
 SUMMARY_KEYS = {
     "preset",
     "findings",
+    "r2",
+    "test_r2",
+    "notes",
     "seed",
     "epochs",
     "architecture",

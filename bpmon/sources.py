@@ -26,12 +26,14 @@ import threading
 import time
 from array import array
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
 from bpmon.config import Thresholds
+from bpmon.diagnosis import WINDOW, Diagnosis, evaluate
 from bpmon.errors import BpmonError
+from bpmon.finding import Finding
 from bpmon.runfile import check_header, denum, layer_from_record, parse_line
 from bpmon.telemetry import LayerStats
 from bpmon.trainer import Command, CommandKind, Prediction, Snapshot, State
@@ -201,6 +203,8 @@ class RunFileSource:
         self._speed = 2
         self._play_mark = 0.0
         self._error = ""
+        self._published_key: tuple[object, ...] | None = None
+        self._diagnosis = Diagnosis()
 
     def _open(self) -> None:
         f = open(self.path, "rb")  # noqa: SIM115 - held open while the file is followed
@@ -456,8 +460,50 @@ class RunFileSource:
     # -- snapshots -----------------------------------------------------------------------------
 
     def _publish(self) -> None:
+        """Build a new snapshot only when what it shows has changed, so that an idle replay
+        hands the monitor the same object and nothing redraws."""
         with self._lock:
-            self._latest = self._build()
+            quiet = int(self._clock() - self._last_arrival) if self.mode == "watch" else 0
+            key = (
+                self._offset,
+                self._cursor,
+                self._playing,
+                self._speed,
+                self._ended,
+                self._corrupt,
+                self._error,
+                self._backfilled,
+                quiet if quiet >= QUIET_AFTER else 0,
+                len(self._run_order),
+            )
+            if key == self._published_key:
+                return
+            self._published_key = key
+            snapshot = self._build()
+            if self.mode == "watch":
+                snapshot = replace(snapshot, findings=self._diagnosis.add(snapshot))
+            else:
+                snapshot = replace(snapshot, findings=self._findings_at_cursor(snapshot))
+            self._latest = snapshot
+
+    def _findings_at_cursor(self, snapshot: Snapshot) -> tuple[Finding, ...]:
+        """A replay's findings where its cursor stands: the rules over the snapshots up to it
+        (a window of :data:`bpmon.diagnosis.WINDOW`), without hysteresis, so that moving the
+        cursor shows at once what a live run showed there."""
+        current = self._current_curve()
+        if current is None or not self._backfilled:
+            return evaluate([snapshot])
+        _, curve = current
+        end = len(curve.offsets) if self._cursor is None else self._cursor + 1
+        window = []
+        for offset in curve.offsets[max(0, end - WINDOW) : end - 1]:
+            record = self._record_at(offset)
+            if record is not None:
+                window.append(
+                    replace(snapshot, layers=_layers(record), loss=denum(record.get("loss")))
+                )
+        window.append(snapshot)
+        return evaluate(window)
 
     def _build(self) -> Snapshot:
         current = self._current_curve()
@@ -522,9 +568,9 @@ class RunFileSource:
         return 0.0
 
     def _mode_word(self) -> str:
-        if self._ended is not None:
-            return f"ENDED ({self._ended})"
-        return "REPLAY" if self.mode == "replay" else "WATCHING"
+        if self.mode == "replay":
+            return "REPLAY"
+        return "WATCHING" if self._ended is None else f"ENDED ({self._ended})"
 
     def _detail(self, curve: _Curve, upto: int | None) -> str:
         parts = []
@@ -532,7 +578,9 @@ class RunFileSource:
             total = len(curve.offsets)
             at = total if upto is None else upto
             parts.append(f"snapshot {at:,}/{total:,}")
-            parts.append(f"{'playing' if self._playing else 'at'} {self._speed}/s")
+            parts.append(f"{'playing' if self._playing else 'paused'} at {self._speed}/s")
+            if self._ended is not None:
+                parts.append(f"the run ended {self._ended}")
         elif self._ended is None:
             quiet = self._clock() - self._last_arrival
             if quiet >= QUIET_AFTER:

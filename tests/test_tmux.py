@@ -1,7 +1,9 @@
 """Smoke test in a real terminal: the app in a detached 80x24 tmux session, driven by keys.
 
-Skipped when tmux is not installed. Each wait polls ``capture-pane`` with a deadline, the
-session name is unique, and the session is killed whatever happens.
+Two sessions: a live run (``bpmon --preset xor``) and a replay of the committed run file
+(``bpmon replay tests/data/run-v1.jsonl``). Skipped when tmux is not installed. Each wait polls
+``capture-pane`` with a deadline, the session name is unique, and the session is killed whatever
+happens.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,15 +55,18 @@ class Pane:
         raise AssertionError(f"timed out waiting for {what}; the screen was:\n{screen}")
 
 
-@pytest.fixture(params=["xterm-256color", "tmux-default"])
-def pane(request: pytest.FixtureRequest) -> Iterator[Pane]:
+TERMS = ["xterm-256color", "tmux-default"]
+
+
+@contextmanager
+def session(term: str, *args: str) -> Iterator[Pane]:
+    """``bpmon ARGS`` in a new detached 80x24 session; the shell stays after the app so that its
+    exit status can be read from the pane."""
     name = f"bpmon-test-{uuid.uuid4().hex[:10]}"
-    term = "" if request.param == "tmux-default" else f"TERM={request.param} "
-    # A run long enough to still be training while the keys arrive; the shell stays after the
-    # app so that its exit status can be read from the pane.
+    env = "" if term == "tmux-default" else f"TERM={term} "
     command = (
-        f"cd {shlex.quote(str(ROOT))} && {term}PYTHONPATH={shlex.quote(str(ROOT))} "
-        f"{shlex.quote(sys.executable)} -m bpmon --preset xor --epochs 100000000; "
+        f"cd {shlex.quote(str(ROOT))} && {env}PYTHONPATH={shlex.quote(str(ROOT))} "
+        f"{shlex.quote(sys.executable)} -m bpmon {' '.join(shlex.quote(a) for a in args)}; "
         "echo BPMON-EXITED-$?; sleep 60"
     )
     tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", command)
@@ -68,6 +74,19 @@ def pane(request: pytest.FixtureRequest) -> Iterator[Pane]:
         yield Pane(name)
     finally:
         tmux("kill-session", "-t", name)
+
+
+@pytest.fixture(params=TERMS)
+def pane(request: pytest.FixtureRequest) -> Iterator[Pane]:
+    # A run long enough to still be training while the keys arrive.
+    with session(request.param, "--preset", "xor", "--epochs", "100000000") as pane:
+        yield pane
+
+
+@pytest.fixture(params=TERMS)
+def replay_pane(request: pytest.FixtureRequest) -> Iterator[Pane]:
+    with session(request.param, "replay", "tests/data/run-v1.jsonl") as pane:
+        yield pane
 
 
 def bar_rows(screen: str) -> int:
@@ -93,6 +112,38 @@ def test_keys_in_tmux_at_80x24(pane: Pane) -> None:
     pane.keys("b")
     screen = pane.wait_for(lambda s: "2-4-4-1 tanh +bn" in s, "+bn after b")
     assert "dim: previous run" in screen
+
+    pane.keys("l")
+    pane.wait_for(lambda s: "loss · log (l)" in s, "the log axis after l")
+
+    pane.keys("q")
+    pane.wait_for(lambda s: "BPMON-EXITED-0" in s, "exit status 0 after q", timeout=5.0)
+
+
+def test_replay_in_tmux_at_80x24(replay_pane: Pane) -> None:
+    pane = replay_pane
+    screen = pane.wait_for(
+        lambda s: "snapshot 11/11" in s and "relu-bn" in s and "q quit" in s,
+        "the replay at its last snapshot, with its footer",
+    )
+    lines = screen.splitlines()
+    assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
+    assert "space play" in screen and "restart" not in screen
+
+    pane.keys("Home")
+    pane.wait_for(lambda s: "snapshot 1/11" in s and "◆ step 1 " in s, "the first snapshot")
+    pane.keys("Right")
+    pane.keys("Right")
+    pane.wait_for(lambda s: "snapshot 3/11" in s and "◆ step 80" in s, "the third snapshot")
+    pane.keys("Left")
+    pane.wait_for(lambda s: "snapshot 2/11" in s and "epoch 40/400" in s, "back one")
+    pane.keys(">", literal=True)
+    pane.wait_for(lambda s: "at 5/s" in s, "faster after >")
+    pane.keys("End")
+    pane.wait_for(lambda s: "snapshot 11/11" in s, "the last snapshot")
+
+    pane.keys("a")
+    pane.wait_for(lambda s: "This is a recorded run" in s, "why a does nothing here")
 
     pane.keys("q")
     pane.wait_for(lambda s: "BPMON-EXITED-0" in s, "exit status 0 after q", timeout=5.0)

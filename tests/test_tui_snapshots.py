@@ -2,19 +2,25 @@
 
 Every app here shows a run that ``trainer.run(max_steps=N)`` trained to a fixed step in the test
 thread before the app mounted, so the screen is a paused run: the numbers depend only on the
-seed, and nothing time-dependent (steps/s, elapsed time) is rendered in that state.
+seed, and nothing time-dependent (steps/s, elapsed time) is rendered in that state; or a run
+file replayed, its cursor put on a fixed snapshot by keys before the picture is taken.
 Regenerate with ``pytest tests/test_tui_snapshots.py --snapshot-update`` and look at the result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from test_tui import press, wait_shows
+from test_tui_runfiles import RUN_V1, run_file_app, vanishing_trainer, write_encoder_run
 from textual.pilot import Pilot
 
 from bpmon.config import RunConfig
+from bpmon.data import Dataset
 from bpmon.presets import load_preset
 from bpmon.trainer import Trainer
 from bpmon.tui.app import BpmonApp
@@ -55,9 +61,28 @@ def test_log_axis(snap_compare: SnapCompare) -> None:
 
 
 def test_diverged_banner(snap_compare: SnapCompare) -> None:
-    config = preset_config("relu-bn").with_batchnorm(False).with_lr(1e6)
+    config = preset_config("relu-bn").with_batchnorm(False).with_lr(100.0)
     app = paused_app("relu-bn", 50, config=config)
     assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
+
+
+def test_deep_wide_network_at_80x24(snap_compare: SnapCompare) -> None:
+    # Twelve hidden layers of the same width: the status line says 2-64x12-1 and keeps to its
+    # two lines; the bars scroll.
+    app = paused_app("xor", 20, config=preset_config("xor").with_depth(12).with_width(64))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
+
+
+def test_log_axis_of_a_run_that_is_nan_at_step_1(snap_compare: SnapCompare) -> None:
+    X = np.full((4, 2), np.nan)
+    y = np.array([[0.0], [1.0], [1.0], [0.0]])
+    for array in (X, y):
+        array.flags.writeable = False
+    data = Dataset("nan", X, y, None, None, "binary", ("0", "1"), ("x1", "x2"))
+    trainer = Trainer(preset_config("xor"), preset="nan", data=data)
+    assert trainer.run(max_steps=10).state == "diverged"
+    app = BpmonApp(trainer)
+    assert snap_compare(app, press=["l"], terminal_size=(80, 24), run_before=settle)
 
 
 def test_help_screen(snap_compare: SnapCompare) -> None:
@@ -68,3 +93,57 @@ def test_help_screen(snap_compare: SnapCompare) -> None:
 def test_too_small(snap_compare: SnapCompare) -> None:
     app = paused_app("xor", 10)
     assert snap_compare(app, terminal_size=(70, 20), run_before=settle)
+
+
+SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+
+
+def shows(*texts: str) -> Callable[[Pilot[Any]], Any]:
+    """A ``run_before`` that waits for ``texts`` on the screen, then settles."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await wait_shows(pilot, *texts)
+        await settle(pilot)
+
+    return run_before
+
+
+@SIZES
+def test_replay_of_the_committed_run(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    # The cursor on the third of eleven snapshots: the status line says so, the plot marks it.
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await wait_shows(pilot, "snapshot 11/11")
+        await press(pilot, "home", "right", "right")
+        await wait_shows(pilot, "snapshot 3/11", "◆ step 80")
+        await settle(pilot)
+
+    app = run_file_app(RUN_V1)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@SIZES
+def test_45_layers_with_long_names(
+    snap_compare: SnapCompare, size: tuple[int, int], tmp_path: Path
+) -> None:
+    app = run_file_app(write_encoder_run(tmp_path / "encoder.jsonl"))
+    ready = shows("snapshot 3/3", "encoder-45", "q quit")
+    assert snap_compare(app, terminal_size=size, run_before=ready)
+
+
+@SIZES
+def test_sigmoid_vanishing_with_its_finding(
+    snap_compare: SnapCompare, size: tuple[int, int]
+) -> None:
+    app = BpmonApp(vanishing_trainer())
+    assert snap_compare(app, terminal_size=size, run_before=shows("▲ vanishing", "q quit"))
+
+
+def test_findings_modal(snap_compare: SnapCompare) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await wait_shows(pilot, "▲ vanishing", "q quit")
+        await press(pilot, "enter")
+        await wait_shows(pilot, "bpmon findings", "press a")
+        await settle(pilot)
+
+    app = BpmonApp(vanishing_trainer())
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -3,23 +3,52 @@ and the headless commands start without paying for it."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
+from functools import partial
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bpmon.trainer import Trainer
+    from bpmon.sources import Source
 
-__all__ = ["run_app"]
+__all__ = ["EXIT_SIGHUP", "EXIT_SIGTERM", "STOP_TIMEOUT", "run_app"]
+
+# The shell's convention for "ended by signal N": 128 + N.
+EXIT_SIGTERM = 128 + signal.SIGTERM
+EXIT_SIGHUP = 128 + signal.SIGHUP
+# How long the training thread is given to finish its step once the app has closed (the app
+# told it to stop as it closed). A step usually takes microseconds to milliseconds; a huge
+# network's can take seconds, and then the process exits without it (the thread is a daemon),
+# so quitting never waits on training.
+STOP_TIMEOUT = 0.05
 
 
-def run_app(trainer: Trainer) -> int:
-    """Run ``trainer`` (not yet started) in its background thread and show it; returns the
-    process exit code. Build it with ``interval=bpmon.tui.app.SNAPSHOT_INTERVAL``."""
+def run_app(source: Source) -> int:
+    """Run ``source`` (a trainer or a run file, not yet started) on its background thread and
+    show it; returns the process exit code: 0 after q, 143 after SIGTERM, 129 after SIGHUP.
+    Build a trainer with ``interval=bpmon.tui.app.SNAPSHOT_INTERVAL``.
+
+    A signal ends the app the way q does, through Textual, so the terminal is restored
+    (alternate screen, mouse reporting and cursor) instead of being left in the app's modes.
+    """
     from bpmon.tui.app import BpmonApp
 
-    app = BpmonApp(trainer)
+    app = BpmonApp(source)
+    codes = {signal.SIGTERM: EXIT_SIGTERM, signal.SIGHUP: EXIT_SIGHUP}
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for signum, code in codes.items():
+            loop.add_signal_handler(signum, partial(app.exit, return_code=code))
+        try:
+            await app.run_async()
+        finally:
+            for signum in codes:
+                loop.remove_signal_handler(signum)
+
     try:
-        app.run()
+        asyncio.run(main())
     finally:
-        # Also on a crash in the UI: never leave the training thread running.
-        trainer.stop()
+        # The app asked the thread to stop when it closed; wait a moment for a short step.
+        source.stop(STOP_TIMEOUT)
     return app.return_code or 0

@@ -1,29 +1,42 @@
-"""The Textual app: keys become trainer commands, snapshots become panel updates.
+"""The Textual app: keys become commands, snapshots become what the panels show.
 
-The training thread never calls into the UI. A 12 Hz timer on the UI thread fetches
-``trainer.latest()`` and, when it is a new object, hands it to every panel's ``show``. That timer
-is the only thing that redraws, so a fast run cannot flood the terminal and a paused run costs
-nothing. Keys turn into :class:`Command` values sent to the trainer's queue.
+The training thread never calls into the UI, and while the app runs the UI calls nothing of the
+source's (the trainer, or a run file's reader) but ``latest()``, ``send()`` and
+``supports()``. A 12 Hz timer on the UI thread fetches ``source.latest()`` and, when it is a
+new object, sets the app's reactive ``snapshot``, which Textual's data binding passes to every
+panel; each panel then redraws at its own cadence (:mod:`bpmon.tui.view`). That timer is where
+every redraw starts, so a fast run cannot flood the terminal and a paused run costs nothing.
+Keys send intents (:class:`Command`: "one layer more", "lr x2"); the trainer turns them into a
+configuration, or says in the snapshot's notice why it would not.
+
+The keys follow the source: ``check_action`` lets a binding act (and show in the footer and the
+help) only where ``source.supports()`` its command. A run file's replay gets its cursor keys
+(left/right, home/end, space plays, < > speed); a training key pressed on a run file falls
+through to a hidden binding that says, once, that it does not apply.
+
+The app starts the source when it mounts and tells it to stop when it unmounts, whatever ends
+it (q, ctrl+c, a signal, a crash); it never waits for the thread (see :func:`bpmon.tui.run_app`).
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Vertical
+from textual.geometry import Size
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.widgets import Footer
 
-from bpmon.config import HIDDEN_ACTIVATIONS, MAX_DEPTH, MIN_DEPTH, RunConfig
-from bpmon.trainer import Command, Snapshot, Trainer
+from bpmon.config import HIDDEN_ACTIVATIONS, MAX_DEPTH, MIN_DEPTH
+from bpmon.trainer import Command, CommandKind, Snapshot
 
 from .banner import DivergenceBanner
+from .findings import FindingsScreen, FindingsStrip
 from .gradients import GradientPanel
 from .help import HelpScreen
 from .loss import LossPanel
@@ -31,21 +44,45 @@ from .predictions import PredictionPanel
 from .status import StatusLine
 from .toosmall import MIN_HEIGHT, MIN_WIDTH, TooSmall
 
+if TYPE_CHECKING:
+    from bpmon.sources import Source
+
 # The UI pulls the latest snapshot 12 times a second and the trainer publishes 20 times a
 # second, so every tick finds a new one: at least 10 frames/s reach the screen while training.
-# Only the small panels redraw on every frame; the plot and the table throttle themselves.
+# Only the small panels redraw on every frame; the others declare a slower cadence.
 FRAME_INTERVAL = 1 / 12
 SNAPSHOT_INTERVAL = 0.05
 # Side by side needs 80 columns for the gradient bars plus room for a useful plot.
 WIDE_WIDTH = 140
-# How long a key's edit is remembered when the trainer has not yet published a snapshot that
-# reflects it; after that the latest snapshot's config is trusted again (e.g. a failed restart).
-PENDING_TIMEOUT = 1.0
-STOP_TIMEOUT = 2.0
 
 _ACTIVATION = Binding.Group("act", compact=True)
 _DEPTH = Binding.Group("depth", compact=True)
 _LR = Binding.Group("lr x2 /2", compact=True)
+_SEEK = Binding.Group("snapshot", compact=True)
+_SPEED = Binding.Group("speed", compact=True)
+
+# The actions that are a command to the source: each acts only where the source supports it.
+_COMMANDS: dict[str, CommandKind] = {
+    "step": "step",
+    "restart": "restart",
+    "activation": "activation",
+    "depth": "depth",
+    "batchnorm": "batchnorm",
+    "lr": "lr",
+    "seek": "seek",
+    "first": "home",
+    "last": "end",
+    "speed": "speed",
+}
+# Keys that change training: on a source that does not train, they say so (once).
+_TRAINING_KEYS = "space,n,r,a,A,shift+a,plus,minus,b,right_square_bracket,left_square_bracket"
+# Where the findings strip may take this many lines: more on a tall terminal.
+_FINDING_ROWS_SHORT = 3
+_FINDING_ROWS_TALL = 6
+_TALL = 40
+_RECORDED = "This is a recorded run: keys that change training do not apply."
+_NOT_LIVE = "That key does nothing here: this is not a live run."
+_QUIT_READER = "Quit (the file is only read: its writer goes on)"
 
 
 def _key(
@@ -67,7 +104,8 @@ def _key(
 
 
 class BpmonApp(App[None]):
-    """Live view of one :class:`Trainer`; takes a trainer that has not been started yet."""
+    """Live view of one source of snapshots (a :class:`~bpmon.trainer.Trainer`, or a run file
+    read by :mod:`bpmon.sources`); takes one that has not been started yet."""
 
     # Absolute, because Textual resolves a relative CSS_PATH against the file of whichever
     # subclass is instantiated.
@@ -87,6 +125,7 @@ class BpmonApp(App[None]):
     ]
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        # A live run's keys.
         _key("space", "toggle_pause", "pause", "Pause or resume training"),
         _key("n", "step", "step", "One training step (while paused)", show=False),
         _key("r", "restart", "restart", "Restart from the same seed, same settings"),
@@ -118,138 +157,224 @@ class BpmonApp(App[None]):
         _key("b", "batchnorm", "bn", "Batch-norm on/off (restarts)"),
         _key("right_square_bracket", "lr(2.0)", "x2", "Learning rate x2, live", group=_LR),
         _key("left_square_bracket", "lr(0.5)", "/2", "Learning rate /2, live", group=_LR),
+        # A replay's keys.
+        _key("left", "seek(-1)", "back", "One snapshot back", group=_SEEK),
+        _key("right", "seek(1)", "on", "One snapshot on", group=_SEEK),
+        _key("home", "first", "first", "The first snapshot"),
+        _key("end", "last", "last", "The last snapshot"),
+        _key("space", "play", "play", "Play / pause the replay (from the start when at the end)"),
+        _key("less_than_sign", "speed(0.5)", "slower", "Play slower", group=_SPEED),
+        _key("greater_than_sign", "speed(2.0)", "faster", "Play faster", group=_SPEED),
+        # A training key on a source that does not train: after the keys above, so that it is
+        # reached only when they do not apply.
+        *(_key(key, "not_applicable") for key in _TRAINING_KEYS.split(",")),
+        # Every source's keys.
+        _key(
+            "f",
+            "findings",
+            "findings",
+            "Every finding in full, with its advice (also enter)",
+            show=False,
+        ),
+        _key("enter", "findings"),
         _key("l", "toggle_log", "log", "Loss axis: log / linear", show=False),
         _key("question_mark", "help", "help", "This help"),
         _key("q", "quit", "quit", "Quit (stops the training thread)"),
         _key("ctrl+c", "quit", "quit", "Quit", show=False),
     ]
 
-    log_scale: reactive[bool] = reactive(False)
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
+    """The newest snapshot the frame timer fetched; bound to every panel."""
+    log_scale: reactive[bool] = reactive(False, repaint=False)
+    """Log loss axis (``l``); bound to the loss panel."""
+    pending: reactive[str] = reactive("", repaint=False)
+    """The state a pause/resume key asked for until a snapshot shows it (display only)."""
+    terminal_size: reactive[Size] = reactive(Size(0, 0), repaint=False)
+    wide: reactive[bool] = reactive(False, repaint=False)
+    """Wide enough for the step-1 bars beside the current ones."""
+    finding_rows: reactive[int] = reactive(_FINDING_ROWS_SHORT, repaint=False)
+    """How many lines the findings strip may take."""
 
-    def __init__(self, trainer: Trainer) -> None:
+    def __init__(self, source: Source) -> None:
         super().__init__()
-        self.trainer = trainer
-        self._shown: Snapshot | None = None
-        self._notified = ""
-        # The config a key edited last, until a snapshot shows it: two quick presses must
-        # build on each other, not both on the same stale snapshot.
-        self._pending: tuple[RunConfig, float] | None = None
+        self.source = source
+        self._notice_id: int | None = None
+        self._told_not_applicable = False
 
     def compose(self) -> ComposeResult:
-        yield TooSmall(id="too-small")
+        yield TooSmall(id="too-small").data_bind(BpmonApp.terminal_size)
         with Vertical(id="main"):
-            yield StatusLine(id="status")
-            yield DivergenceBanner(id="banner")
+            yield StatusLine(id="status").data_bind(BpmonApp.snapshot, BpmonApp.pending)
+            yield DivergenceBanner(id="banner").data_bind(BpmonApp.snapshot)
+            yield FindingsStrip(id="findings").data_bind(
+                BpmonApp.snapshot, max_rows=BpmonApp.finding_rows
+            )
             with Container(id="panels"):
-                yield GradientPanel(id="gradients")
+                yield GradientPanel(id="gradients").data_bind(
+                    BpmonApp.snapshot, detail=BpmonApp.wide
+                )
                 with Container(id="lower"):
-                    yield LossPanel(id="loss")
-                    yield PredictionPanel(id="predictions")
+                    yield LossPanel(id="loss").data_bind(
+                        BpmonApp.snapshot, log_y=BpmonApp.log_scale
+                    )
+                    yield PredictionPanel(id="predictions").data_bind(BpmonApp.snapshot)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self._show(self.trainer.latest())
-        if not self.trainer.alive:
-            self.trainer.start()
+        self.snapshot = self.source.latest()
+        if not self.source.alive:
+            self.source.start()
         # Owned by the screen that holds the panels, so the timer goes when they go and never
         # fires into a half-dismantled app.
         self.screen.set_interval(FRAME_INTERVAL, self._tick)
 
     def on_unmount(self) -> None:
-        self.trainer.stop(STOP_TIMEOUT)
+        # The one way the training thread is told to end, however the app ends: asked, never
+        # waited for here, since a step may take seconds and the UI must not hang on it.
+        # ``run_app`` gives the thread a moment to finish once the terminal is restored.
+        self.source.stop(timeout=0)
 
     def on_resize(self, event: events.Resize) -> None:
-        width, height = event.size
-        self.query_one(TooSmall).show_size(width, height)
-        self.query_one(GradientPanel).set_detail(width >= WIDE_WIDTH)
+        self.terminal_size = event.size
+        self.wide = event.size.width >= WIDE_WIDTH
+        tall = event.size.height >= _TALL
+        self.finding_rows = _FINDING_ROWS_TALL if tall else _FINDING_ROWS_SHORT
 
     # -- frames ----------------------------------------------------------------------------------
 
     def _tick(self) -> None:
-        snapshot = self.trainer.latest()
-        if snapshot is not self._shown:
-            self._show(snapshot)
+        latest = self.source.latest()
+        # A run file's reader publishes a new object at every poll, most of them equal to the
+        # last: only news reaches the panels.
+        if latest is not self.snapshot and latest != self.snapshot:
+            self.snapshot = latest
 
-    def _show(self, snapshot: Snapshot) -> None:
-        self._shown = snapshot
-        self.query_one(StatusLine).show(snapshot)
-        self.query_one(DivergenceBanner).show(snapshot)
-        self.query_one(GradientPanel).show(snapshot)
-        self.query_one(LossPanel).show(snapshot)
-        self.query_one(PredictionPanel).show(snapshot)
-        if snapshot.message and snapshot.message != self._notified:
-            severity: SeverityLevel = "error" if snapshot.state == "error" else "warning"
-            self.notify(snapshot.message, title=f"training {snapshot.state}", severity=severity)
-        self._notified = snapshot.message
+    def watch_snapshot(self, old: Snapshot | None, new: Snapshot | None) -> None:
+        if new is None:
+            return
+        if self.pending and (
+            new.state == self.pending
+            or new.state not in ("running", "paused")
+            or (old is not None and new.run_id != old.run_id)
+        ):
+            self.pending = ""
+        notice = ""
+        if new.notice_id != self._notice_id:
+            self._notice_id = new.notice_id
+            notice = new.notice
+            if notice:
+                # Not markup: a notice quotes values such as "[4, 4]" that markup would eat.
+                self.notify(notice, severity="warning", markup=False)
+        # The sticky message (an error, a failed restart) is also announced once, when it comes.
+        # A run file's (corrupt lines skipped) is in the status line only: its count may grow.
+        if (
+            new.message
+            and not new.mode
+            and new.message != notice
+            and (old is None or new.message != old.message)
+        ):
+            severity: SeverityLevel = "error" if new.state == "error" else "warning"
+            title = f"training {new.state}"
+            self.notify(new.message, title=title, severity=severity, markup=False)
 
-    def watch_log_scale(self, log_scale: bool) -> None:
-        self.query_one(LossPanel).set_log_y(log_scale)
+    # -- keys: each one is an intent sent to the source, which decides what it means -----------
 
-    # -- commands --------------------------------------------------------------------------------
+    def _live(self) -> bool:
+        """Whether the source trains (space pauses it) rather than replays (space plays)."""
+        return not self.source.supports("seek")
 
-    def _base_config(self) -> RunConfig:
-        latest = self.trainer.latest().config
-        if self._pending is not None:
-            config, deadline = self._pending
-            if latest != config and time.monotonic() < deadline:
-                return config
-            self._pending = None
-        return latest
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Only the keys the source understands act, and show in the footer and the help."""
+        if action in _COMMANDS:
+            return self.source.supports(_COMMANDS[action])
+        if action == "toggle_pause":
+            return self._live() and self.source.supports("toggle_pause")
+        if action == "play":
+            return not self._live() and self.source.supports("toggle_pause")
+        if action == "findings":
+            # Under the help, enter is the help's (it closes it).
+            return not isinstance(self.screen, HelpScreen)
+        return True
 
-    def _restart(self, config: RunConfig) -> None:
-        self._pending = (config, time.monotonic() + PENDING_TIMEOUT)
-        self.trainer.send(Command("restart", config=config))
+    def _tell_not_applicable(self) -> None:
+        if self._told_not_applicable:
+            return
+        self._told_not_applicable = True
+        recorded = self.snapshot is not None and bool(self.snapshot.mode)
+        self.notify(_RECORDED if recorded else _NOT_LIVE, severity="warning")
+
+    def _send(self, kind: CommandKind, amount: float = 0.0) -> bool:
+        if not self.source.supports(kind):
+            self._tell_not_applicable()
+            return False
+        self.source.send(Command(kind, float(amount)))
+        return True
+
+    def action_not_applicable(self) -> None:
+        self._tell_not_applicable()
 
     def action_toggle_pause(self) -> None:
-        state = self.trainer.latest().state
-        if state in ("running", "paused"):
-            self.trainer.send(Command("toggle_pause"))
-        else:
+        shown = self.source.latest()
+        state = self.pending or shown.state
+        if state not in ("running", "paused"):
             why = {"error": "stopped on an error", "stopped": "been stopped"}.get(state, state)
             self.notify(f"The run has {why}; r restarts it.", severity="warning")
+            return
+        if not self._send("toggle_pause"):
+            return
+        wanted = "paused" if state == "running" else "running"
+        # A step can take seconds; until a snapshot shows the new state, the status line says
+        # that the key was taken ("PAUSING…").
+        self.pending = "" if wanted == shown.state else wanted
 
     def action_step(self) -> None:
-        if self.trainer.latest().state != "paused":
+        if (self.pending or self.source.latest().state) != "paused":
             self.notify("n steps a paused run; space pauses.", severity="warning")
             return
-        self.trainer.send(Command("step"))
+        self._send("step")
 
     def action_restart(self) -> None:
-        self._restart(self._base_config())
+        self._send("restart")
 
     def action_activation(self, direction: int) -> None:
-        config = self._base_config()
-        current = config.model.activation
-        # The output-only "identity" is not in the cycle; stepping from it starts the cycle.
-        index = HIDDEN_ACTIVATIONS.index(current) if current in HIDDEN_ACTIVATIONS else -1
-        if index < 0 and direction < 0:
-            index = 0
-        nxt = HIDDEN_ACTIVATIONS[(index + direction) % len(HIDDEN_ACTIVATIONS)]
-        self._restart(config.with_activation(nxt))
+        self._send("activation", direction)
 
     def action_depth(self, delta: int) -> None:
-        config = self._base_config()
-        depth = config.model.depth + delta
-        if not MIN_DEPTH <= depth <= MAX_DEPTH:
-            self.notify(
-                f"Depth stays between {MIN_DEPTH} and {MAX_DEPTH} hidden layers.",
-                severity="warning",
-            )
-            return
-        self._restart(config.with_depth(depth))
+        self._send("depth", delta)
 
     def action_batchnorm(self) -> None:
-        config = self._base_config()
-        self._restart(config.with_batchnorm(not config.model.batchnorm))
+        self._send("batchnorm")
 
     def action_lr(self, factor: float) -> None:
-        config = self._base_config()
-        lr = config.train.lr * factor
-        self._pending = (config.with_lr(lr), time.monotonic() + PENDING_TIMEOUT)
-        self.trainer.send(Command("set_lr", lr=lr))
+        self._send("lr", factor)
+
+    # A replay's cursor: the source moves it and publishes the snapshot under it.
+
+    def action_seek(self, delta: int) -> None:
+        self._send("seek", delta)
+
+    def action_first(self) -> None:
+        self._send("home")
+
+    def action_last(self) -> None:
+        self._send("end")
+
+    def action_play(self) -> None:
+        self._send("toggle_pause")
+
+    def action_speed(self, factor: float) -> None:
+        self._send("speed", factor)
+
+    # -- what only the UI does --------------------------------------------------------------------
 
     def action_toggle_log(self) -> None:
         self.log_scale = not self.log_scale
+
+    def action_findings(self) -> None:
+        if isinstance(self.screen, FindingsScreen):
+            self.screen.dismiss()
+            return
+        self.push_screen(FindingsScreen())
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -258,16 +383,18 @@ class BpmonApp(App[None]):
         self.push_screen(HelpScreen(self.help_rows()))
 
     def help_rows(self) -> list[tuple[str, str]]:
+        """The keys that act on this source, one row each."""
+        trains = self.source.supports("step")
         rows = [
-            (self.get_key_display(binding), binding.tooltip)
+            (
+                self.get_key_display(binding),
+                binding.tooltip if trains or binding.key != "q" else _QUIT_READER,
+            )
             for binding in Binding.make_bindings(self.BINDINGS)
-            if binding.description and binding.tooltip
+            if binding.description
+            and binding.tooltip
+            and self.check_action(binding.action.partition("(")[0], ())
         ]
         # Textual's own keys, for the gradient rows and the table when they do not fit.
         rows.append(("tab", "Focus the next panel; ↑ ↓ pgup pgdn scroll it"))
         return rows
-
-    async def action_quit(self) -> None:
-        # Join the training thread before the UI goes, so no thread outlives the app.
-        self.trainer.stop(STOP_TIMEOUT)
-        self.exit()

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
-from typing import Any, ClassVar
+import math
+import sys
+from collections.abc import Hashable, Sequence
+from typing import ClassVar
 
-from textual import events
+from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
 from bpmon.trainer import Snapshot
 
-# A running curve is redrawn at most this often: the plot is the largest and most expensive
-# panel, both to render and in bytes sent to the terminal, and once a second still shows the
-# loss moving. Anything else (a new run, a pause, the axis, the size) redraws at once.
-PLOT_INTERVAL = 1.0
+from .view import SnapshotView
 
 # Before the first layout the widget has no width; this is only used to pick points then.
 _FALLBACK_WIDTH = 80
 _FALLBACK_HEIGHT = 12
+# Values whose size is in this range reach plotext as they are; others are scaled first.
+_SAFE_LOW = 1e-100
+_SAFE_HIGH = 1e100
+# The replay cursor's mark on the curve, and in the title.
+MARKER = "◆"
 
 
 def decimate(xs: Sequence[int], ys: Sequence[float], points: int) -> tuple[list[int], list[float]]:
@@ -50,17 +53,11 @@ def tick_label(step: int) -> str:
     return str(step) if step < 10_000 else f"{step / 1000:g}k"
 
 
-def value_ticks(low: float, high: float, count: int, log: bool) -> list[float]:
-    """``count`` ticks from ``low`` to ``high``, evenly spaced (geometrically on a log axis).
-
-    Supplied by hand because plotext's own labels print every digit of a value, and a diverging
-    run's 1e+226 then takes the whole plot's width for its labels.
-    """
+def value_ticks(low: float, high: float, count: int) -> list[float]:
+    """``count`` evenly spaced ticks from ``low`` to ``high`` (on the plotted axis, so a log
+    axis gets them geometrically spaced in value)."""
     if count < 2 or not low < high:
         return [low]
-    if log:
-        ratio = (high / low) ** (1 / (count - 1))
-        return [low * ratio**i for i in range(count)]
     spacing = (high - low) / (count - 1)
     return [low + spacing * i for i in range(count)]
 
@@ -69,55 +66,69 @@ def value_label(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _positive(xs: Sequence[int], ys: Sequence[float]) -> tuple[list[int], list[float]]:
-    kept = [(x, y) for x, y in zip(xs, ys, strict=True) if y > 0]
+def power_label(exponent: float) -> str:
+    """The label of a log axis tick: ``10 ** exponent``, even where that overflows a float."""
+    try:
+        return value_label(10.0**exponent)
+    except OverflowError:
+        return value_label(sys.float_info.max)
+
+
+def axis_values(xs: Sequence[int], ys: Sequence[float], log: bool) -> tuple[list[int], list[float]]:
+    """The points a curve can show on the axis: finite losses, and on a log axis only the
+    positive ones, as their log10 (a log axis cannot place zero; that point is dropped, not
+    faked)."""
+    if log:
+        kept = [(x, math.log10(y)) for x, y in zip(xs, ys, strict=True) if 0 < y < math.inf]
+    else:
+        kept = [(x, y) for x, y in zip(xs, ys, strict=True) if math.isfinite(y)]
     return [x for x, _ in kept], [y for _, y in kept]
 
 
-class LossPanel(PlotextPlot):
-    """Training loss against step, linear or log y-axis."""
+def cursor_value(loss: float, log: bool) -> float | None:
+    """Where the replay cursor's loss sits on the plotted axis; None where it cannot."""
+    if log:
+        return math.log10(loss) if 0 < loss < math.inf else None
+    return loss if math.isfinite(loss) else None
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"loss--current", "loss--previous"}
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes)
-        self.log_y = False
-        self._snapshot: Snapshot | None = None
-        self._drawn: tuple[Any, ...] | None = None
-        self._drawn_step = -1
-        self._drawn_at = 0.0
+def linear_scale(ys: Sequence[float]) -> float:
+    """What to divide values by before handing them to plotext, whose arithmetic on the axis
+    range overflows near the ends of the float range (1e300) and underflows near zero."""
+    largest = max((abs(y) for y in ys), default=0.0)
+    if largest == 0.0 or _SAFE_LOW <= largest <= _SAFE_HIGH:
+        return 1.0
+    return largest
+
+
+class LossPanel(PlotextPlot, SnapshotView):
+    """Training loss against step, linear or log y-axis; a replay's cursor
+    (``snapshot.marker_step``) is a vertical line with a mark on the curve, and its step is in
+    the title.
+
+    Any history draws: empty, one point, all zero, negative, huge or not finite. plotext only
+    ever gets finite numbers of moderate size on a linear axis; the log axis is drawn by
+    plotting log10 of the loss and labelling the ticks with the values.
+    """
+
+    # A running curve is redrawn at most once a second: the plot is the largest and most
+    # expensive panel, both to render and in bytes sent to the terminal, and once a second
+    # still shows the loss moving.
+    REDRAW_INTERVAL = 1.0
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"loss--current", "loss--previous", "loss--marker"}
+
+    log_y: reactive[bool] = reactive(False, repaint=False)
+    """A log10 loss axis; bound to the app's ``log_scale``."""
 
     def on_mount(self) -> None:
         self.border_title = "loss"
 
-    def set_log_y(self, log_y: bool) -> None:
-        self.log_y = log_y
-        if self._snapshot is not None:
-            self.show(self._snapshot)
+    def context(self) -> tuple[Hashable, ...]:
+        return (self.log_y,)
 
-    def on_resize(self, event: events.Resize) -> None:
-        # The points drawn follow the width and the y ticks the height: a new size, a new pick.
-        if self._snapshot is not None:
-            self.show(self._snapshot)
-
-    def show(self, snapshot: Snapshot) -> None:
-        self._snapshot = snapshot
-        width = self.size.width or _FALLBACK_WIDTH
-        key = (
-            snapshot.run_id,
-            snapshot.state,
-            len(snapshot.previous_loss_steps),
-            self.log_y,
-            width,
-            self.size.height,
-        )
-        now = time.monotonic()
-        throttled = snapshot.state == "running" and now - self._drawn_at < PLOT_INTERVAL
-        if key == self._drawn and (snapshot.step == self._drawn_step or throttled):
-            return
-        self._drawn, self._drawn_step, self._drawn_at = key, snapshot.step, now
-        self._draw(snapshot, width)
-        self.refresh()
+    def watch_log_y(self) -> None:
+        self.redraw()
 
     def _rgb(self, component: str) -> tuple[int, int, int] | str:
         color = self.get_component_rich_style(component, partial=True).color
@@ -126,32 +137,46 @@ class LossPanel(PlotextPlot):
         r, g, b = color.get_truecolor()
         return (r, g, b)
 
-    def _draw(self, snapshot: Snapshot, width: int) -> None:
+    def draw(self, snapshot: Snapshot) -> None:
+        width = self.size.width or _FALLBACK_WIDTH
+        height = self.size.height or _FALLBACK_HEIGHT
         plt = self.plt
         plt.clear_figure()
         scale = "log" if self.log_y else "linear"
-        plt.yscale(scale)
         self.border_title = f"loss · {scale} (l)"
         self.border_subtitle = "dim: previous run" if snapshot.previous_loss_steps else ""
-        curves = [
-            (snapshot.previous_loss_steps, snapshot.previous_loss_values, "loss--previous"),
-            (snapshot.loss_steps, snapshot.loss_values, "loss--current"),
-        ]
         last = max(snapshot.loss_steps[-1:] + snapshot.previous_loss_steps[-1:], default=0)
         ticks = nice_ticks(last, max(1, width // 12))
         plt.xticks([float(t) for t in ticks], [tick_label(t) for t in ticks])
-        drawn: list[float] = []
-        for steps, values, component in curves:
-            xs, ys = decimate(steps, values, width)
-            if self.log_y:
-                # A log axis cannot place zero; a loss of exactly 0 is dropped, not faked.
-                xs, ys = _positive(xs, ys)
+        curves = []
+        for steps, values, component in (
+            (snapshot.previous_loss_steps, snapshot.previous_loss_values, "loss--previous"),
+            (snapshot.loss_steps, snapshot.loss_values, "loss--current"),
+        ):
+            xs, ys = axis_values(*decimate(steps, values, width), log=self.log_y)
             if xs:
-                plt.plot(xs, ys, marker="hd", color=self._rgb(component))
-                drawn.extend(ys)
-        if drawn:
-            height = self.size.height or _FALLBACK_HEIGHT
-            yticks = value_ticks(min(drawn), max(drawn), min(5, height // 3), self.log_y)
-            plt.yticks(yticks, [value_label(t) for t in yticks])
-        if not snapshot.loss_steps and not snapshot.previous_loss_steps:
+                curves.append((xs, ys, component))
+        shown = [y for _, ys, _ in curves for y in ys]
+        divide = 1.0 if self.log_y else linear_scale(shown)
+        marker = snapshot.marker_step
+        if marker is not None:
+            self.border_title += f" · {MARKER} step {marker}"
+            if shown:
+                # Under the curves: where they cross it, the curve is what shows.
+                plt.vline(marker, color=self._rgb("loss--marker"))
+        for xs, ys, component in curves:
+            plt.plot(xs, [y / divide for y in ys], marker="hd", color=self._rgb(component))
+        at = cursor_value(snapshot.loss, self.log_y)
+        if marker is not None and shown and at is not None:
+            plt.scatter([marker], [at / divide], marker=MARKER, color=self._rgb("loss--marker"))
+        if shown:
+            low, high = min(shown) / divide, max(shown) / divide
+            yticks = value_ticks(low, high, min(5, height // 3))
+            labels = [power_label(t) if self.log_y else value_label(t * divide) for t in yticks]
+            plt.yticks(yticks, labels)
+        elif not snapshot.loss_steps and not snapshot.previous_loss_steps:
             plt.title("waiting for the first step")
+        else:
+            what = "positive" if self.log_y else "finite"
+            plt.title(f"no {what} loss to draw")
+        self.refresh()

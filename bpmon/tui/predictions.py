@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import ClassVar
 
 from rich.text import Text
@@ -13,6 +12,7 @@ from textual.widgets import DataTable
 from bpmon.trainer import Prediction, Snapshot
 
 from .status import format_percent
+from .view import SnapshotView
 
 # Wider inputs (digits has 64) show their first values and an ellipsis.
 _MAX_INPUTS = 3
@@ -20,9 +20,6 @@ _SHOWN_WHEN_CUT = 2
 _VALUE_WIDTH = 5
 _CLASS_WIDTH = 6
 _COLUMNS = ("input", "target", "output", "ok")
-# While a run trains, the table is refreshed at most this often: its outputs change in the third
-# decimal on every frame, which nobody can read at 12 Hz but which costs a redraw and bytes.
-TABLE_INTERVAL = 1.0
 
 
 def format_value(v: float) -> str:
@@ -47,48 +44,43 @@ def class_name(classes: tuple[str, ...], index: int) -> str:
 
 def format_output(row: Prediction, classes: tuple[str, ...]) -> str:
     if len(row.output) == 1:
-        return f"{row.output[0]:.3f}"
+        # An unbounded (identity) output can be huge in a diverging run; "1e+05" fits the
+        # column where "122790.123" would be cut to a misleading "122790".
+        value = row.output[0]
+        return f"{value:.3f}" if abs(value) < 100 else f"{value:.0e}"
     # One probability per class does not fit; the winning class and its probability do.
     return f"{class_name(classes, row.predicted)} {row.output[row.predicted]:.2f}"
 
 
-class PredictionPanel(Vertical):
+class PredictionPanel(Vertical, SnapshotView):
     """Input, target, output and a ✓/✗ mark per row; train/test accuracy in the subtitle."""
+
+    # While a run trains, the table is refreshed at most once a second: its outputs change in
+    # the third decimal on every frame, which nobody can read at 12 Hz but which costs a redraw
+    # and bytes.
+    REDRAW_INTERVAL = 1.0
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"predictions--right", "predictions--wrong"}
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._layout: tuple[int, int, bool, int] | None = None
-        self._cells: dict[tuple[int, str], str] = {}
-        self._shown_at = 0.0
-        self._shown_run: tuple[int, str] | None = None
-
-    def compose(self) -> ComposeResult:
-        table: DataTable[str | Text] = DataTable(
+        self.table: DataTable[str | Text] = DataTable(
             id="predictions-table", cursor_type="none", zebra_stripes=True
         )
-        yield table
+
+    def compose(self) -> ComposeResult:
+        yield self.table
 
     def on_mount(self) -> None:
         self.border_title = "predictions"
 
-    @property
-    def table(self) -> DataTable[str | Text]:
-        return self.query_one("#predictions-table", DataTable)
-
-    def show(self, snapshot: Snapshot) -> None:
+    def draw(self, snapshot: Snapshot) -> None:
         rows = snapshot.predictions
         n_inputs = len(rows[0].inputs) if rows else 0
         multiclass = bool(rows) and len(rows[0].output) > 1
         names = max((len(name) for name in snapshot.classes), default=1)
         layout = (len(rows), n_inputs, multiclass, min(_CLASS_WIDTH, names))
-        now = time.monotonic()
-        run = (snapshot.run_id, snapshot.state)
-        throttled = snapshot.state == "running" and now - self._shown_at < TABLE_INTERVAL
-        if layout == self._layout and run == self._shown_run and throttled:
-            return
-        self._shown_at, self._shown_run = now, run
         if layout != self._layout:
             self._rebuild(layout)
         # Rows stay; only cells whose text changed are touched, so a frame costs a few updates.
@@ -102,7 +94,6 @@ class PredictionPanel(Vertical):
     def _rebuild(self, layout: tuple[int, int, bool, int]) -> None:
         n_rows, n_inputs, multiclass, name_width = layout
         self._layout = layout
-        self._cells.clear()
         table = self.table
         table.clear(columns=True)
         label = "input" if n_inputs <= _MAX_INPUTS else f"input ({n_inputs})"
@@ -119,9 +110,8 @@ class PredictionPanel(Vertical):
             table.add_row("", "", "", "", key=str(i))
 
     def _set(self, row: int, column: str, value: str) -> None:
-        if self._cells.get((row, column)) == value:
+        if str(self.table.get_cell(str(row), column)) == value:
             return
-        self._cells[(row, column)] = value
         cell: str | Text = value
         if column == "ok":
             style = "predictions--right" if value == "✓" else "predictions--wrong"

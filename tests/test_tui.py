@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -896,3 +897,21 @@ def test_nice_ticks() -> None:
 def test_compact_inputs() -> None:
     assert format_inputs((0.0, 1.0)) == " 0.00  1.00"
     assert format_inputs(tuple(float(i) for i in range(64))) == " 0.00  1.00 …"
+
+
+def test_a_regression_shows_r2_and_the_error_of_each_prediction() -> None:
+    from bpmon.presets import csv_preset
+
+    data_dir = Path(__file__).resolve().parent / "data"
+    preset, data = csv_preset(DataConfig(name="csv", path=str(data_dir / "co2.csv")))
+    trainer = Trainer(preset.config.with_epochs(10**9), preset=preset.name, data=data)
+    trainer.run(max_steps=20)
+    app = BpmonApp(trainer)
+
+    async def body(pilot: Pilot[Any]) -> None:
+        screen = await wait_shows(pilot, "R² ", "predicted", "error")
+        assert "acc " not in status_lines(screen)[1]
+        # The note of what the loader did is said once, as a notification.
+        await wait_shows(pilot, "dropped 59 rows")
+
+    drive(app, body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 from rich.text import Text
@@ -11,7 +12,7 @@ from textual.widgets import DataTable
 
 from bpmon.trainer import Prediction, Snapshot
 
-from .status import format_percent
+from .status import format_percent, format_r2
 from .view import SnapshotView
 
 # Wider inputs (digits has 64) show their first values and an ellipsis.
@@ -20,6 +21,12 @@ _SHOWN_WHEN_CUT = 2
 _VALUE_WIDTH = 5
 _CLASS_WIDTH = 6
 _COLUMNS = ("input", "target", "output", "ok")
+_NUMBER_WIDTH = 8
+
+
+def format_number(value: float) -> str:
+    """A regression's value in eight cells: 4 significant digits."""
+    return f"{value:.4g}" if math.isfinite(value) else str(value)
 
 
 def format_value(v: float) -> str:
@@ -64,7 +71,7 @@ class PredictionPanel(Vertical, SnapshotView):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._layout: tuple[int, int, bool, int] | None = None
+        self._layout: tuple[int, int, bool, int, bool] | None = None
         self.table: DataTable[str | Text] = DataTable(
             id="predictions-table", cursor_type="none", zebra_stripes=True
         )
@@ -80,30 +87,47 @@ class PredictionPanel(Vertical, SnapshotView):
         n_inputs = len(rows[0].inputs) if rows else 0
         multiclass = bool(rows) and len(rows[0].output) > 1
         names = max((len(name) for name in snapshot.classes), default=1)
-        layout = (len(rows), n_inputs, multiclass, min(_CLASS_WIDTH, names))
+        regression = bool(rows) and rows[0].target_value is not None
+        # A regression's table has a wider "error" column where the ✓/✗ marks go.
+        layout = (len(rows), n_inputs, multiclass, min(_CLASS_WIDTH, names), regression)
         if layout != self._layout:
             self._rebuild(layout)
         # Rows stay; only cells whose text changed are touched, so a frame costs a few updates.
         for i, row in enumerate(rows):
             self._set(i, "input", format_inputs(row.inputs))
+            if row.target_value is not None:
+                # A regression: the target, the prediction and the error, in the target's units.
+                self._set(i, "target", format_number(row.target_value))
+                self._set(i, "output", format_number(row.output[0]))
+                self._set(i, "ok", format_number(row.output[0] - row.target_value))
+                continue
             self._set(i, "target", class_name(snapshot.classes, row.target))
             self._set(i, "output", format_output(row, snapshot.classes))
             self._set(i, "ok", "✓" if row.correct else "✗")
         self.border_subtitle = self._accuracy(snapshot)
 
-    def _rebuild(self, layout: tuple[int, int, bool, int]) -> None:
-        n_rows, n_inputs, multiclass, name_width = layout
+    def _rebuild(self, layout: tuple[int, int, bool, int, bool]) -> None:
+        n_rows, n_inputs, multiclass, name_width, regression = layout
         self._layout = layout
         table = self.table
         table.clear(columns=True)
         label = "input" if n_inputs <= _MAX_INPUTS else f"input ({n_inputs})"
         widths = {
             "input": max(len(label), input_width(n_inputs)),
-            "target": max(len("target"), name_width),
-            "output": max(len("output"), name_width + 5 if multiclass else 5),
-            "ok": 2,
+            "target": max(len("target"), _NUMBER_WIDTH if regression else name_width),
+            "output": (
+                len("predicted")
+                if regression
+                else max(len("output"), name_width + 5 if multiclass else 5)
+            ),
+            "ok": _NUMBER_WIDTH if regression else 2,
         }
-        labels = {"input": label, "target": "target", "output": "output", "ok": "ok"}
+        labels = {
+            "input": label,
+            "target": "target",
+            "output": "predicted" if regression else "output",
+            "ok": "error" if regression else "ok",
+        }
         for column in _COLUMNS:
             table.add_column(labels[column], width=widths[column], key=column)
         for i in range(n_rows):
@@ -113,10 +137,10 @@ class PredictionPanel(Vertical, SnapshotView):
         if str(self.table.get_cell(str(row), column)) == value:
             return
         cell: str | Text = value
-        if column == "ok":
+        if column == "ok" and value in ("✓", "✗"):
             style = "predictions--right" if value == "✓" else "predictions--wrong"
             cell = Text(value, self.get_component_rich_style(style, partial=True))
-        elif column == "output":
+        elif column == "output" or (self._layout is not None and self._layout[4]):
             # Right-aligned so that the decimal points of 0.952 and -0.027 line up.
             cell = Text(value, justify="right")
         self.table.update_cell(str(row), column, cell)
@@ -128,4 +152,8 @@ class PredictionPanel(Vertical, SnapshotView):
             parts.append(f"train {format_percent(snapshot.accuracy)}")
         if snapshot.test_accuracy is not None:
             parts.append(f"test {format_percent(snapshot.test_accuracy)}")
+        if snapshot.r2 is not None:
+            parts.append(f"R² {format_r2(snapshot.r2)}")
+        if snapshot.test_r2 is not None:
+            parts.append(f"test R² {format_r2(snapshot.test_r2)}")
         return " · ".join(parts)

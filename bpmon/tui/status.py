@@ -35,6 +35,10 @@ def format_rate(per_second: float) -> str:
     return f"{per_second:.3g}"
 
 
+def format_r2(r2: float) -> str:
+    return f"{r2:.3f}" if math.isfinite(r2) else "—"
+
+
 def format_percent(fraction: float) -> str:
     return f"{fraction * 100:.1f}%"
 
@@ -184,6 +188,13 @@ class StatusLine(SnapshotView):
         if snapshot.test_accuracy is not None:
             text.append(" test ", label)
             text.append(format_percent(snapshot.test_accuracy))
+        # A regression reports R² where a classification reports accuracy.
+        if snapshot.r2 is not None:
+            text.append(" R² ", label)
+            text.append(format_r2(snapshot.r2))
+        if snapshot.test_r2 is not None:
+            text.append(" test ", label)
+            text.append(format_r2(snapshot.test_r2))
         if snapshot.mode and math.isfinite(snapshot.lr):
             # A run file may not know it (null).
             text.append(" lr ", label)

@@ -280,3 +280,15 @@ def test_watch_dir_waits_for_its_first_run_file(tmp_path: Path, sources: Any) ->
     assert "waiting for a run file" in source.latest().detail
     (tmp_path / "run.jsonl").write_text("".join(_lines(COMMITTED)))
     wait_for(lambda: source.latest().mode == "ENDED (finished)", "the run file")
+
+
+def test_watch_dir_moves_to_a_newer_run_file(tmp_path: Path, sources: Any) -> None:
+    old = tmp_path / "old.jsonl"
+    old.write_text("".join(_lines(COMMITTED)))
+    source = sources(str(tmp_path), "watch")
+    wait_for(lambda: source.latest().mode == "ENDED (finished)", "the old run")
+    new = tmp_path / "new.jsonl"
+    new.write_text("".join(_lines(COMMITTED)[:4]))
+    step = json.loads(_lines(COMMITTED)[3])["step"]
+    wait_for(lambda: source.latest().mode == "WATCHING", "the new run")
+    wait_for(lambda: source.latest().step == step, "the new run's last line")

@@ -134,11 +134,7 @@ DEAD_SHARE = 0.5
 
 
 def dead_relus(window: Sequence[Snapshot]) -> Finding | None:
-    dead = [
-        layer
-        for layer in _hidden(window[-1].layers)
-        if layer.health_label == "dead" and layer.health > DEAD_SHARE
-    ]
+    dead = _most_of("dead", DEAD_SHARE, window[-1])
     if not dead:
         return None
     worst = max(dead, key=lambda x: x.health)
@@ -147,6 +143,11 @@ def dead_relus(window: Sequence[Snapshot]) -> Finding | None:
         evidence += f" ({len(dead)} layers over {DEAD_SHARE:.0%})"
     advice = "lower the learning rate ([), or try leaky_relu (a) or batch-norm (b)"
     return Finding("dead ReLUs", "warning", tuple(x.name for x in dead), evidence, advice, "[")
+
+
+def _most_of(label: str, share: float, snap: Snapshot) -> list[LayerStats]:
+    """The hidden layers more than ``share`` of whose units are ``label`` (dead, saturated)."""
+    return [x for x in _hidden(snap.layers) if x.health_label == label and x.health > share]
 
 
 # -- saturation ------------------------------------------------------------------------------------
@@ -158,11 +159,7 @@ SATURATED_SHARE = 0.5
 
 
 def saturation(window: Sequence[Snapshot]) -> Finding | None:
-    pinned = [
-        layer
-        for layer in _hidden(window[-1].layers)
-        if layer.health_label == "saturated" and layer.health > SATURATED_SHARE
-    ]
+    pinned = _most_of("saturated", SATURATED_SHARE, window[-1])
     if not pinned:
         return None
     worst = max(pinned, key=lambda x: x.health)

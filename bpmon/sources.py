@@ -37,6 +37,7 @@ from bpmon.finding import Finding
 from bpmon.runfile import check_header, denum, layer_from_record, parse_line
 from bpmon.telemetry import LayerStats
 from bpmon.trainer import Command, CommandKind, Prediction, Snapshot, State
+from bpmon.trainer.commands import CURSOR_COMMANDS
 from bpmon.trainer.states import STATES
 
 Mode = Literal["replay", "watch"]
@@ -74,9 +75,13 @@ CURVE_POINTS = 512
 # Replay speeds, in snapshots per second of playback.
 SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
-REPLAY_COMMANDS: frozenset[CommandKind] = frozenset(
-    {"seek", "home", "end", "toggle_pause", "pause", "resume", "speed", "stop"}
-)
+# A replay plays and pauses like a run, and moves its cursor.
+REPLAY_COMMANDS: frozenset[CommandKind] = CURSOR_COMMANDS | {
+    "toggle_pause",
+    "pause",
+    "resume",
+    "stop",
+}
 WATCH_COMMANDS: frozenset[CommandKind] = frozenset({"stop"})
 
 

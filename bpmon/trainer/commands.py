@@ -9,7 +9,7 @@ two quick presses build on each other, and the result goes through the same
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from bpmon.config import HIDDEN_ACTIVATIONS, LR_MAX, LR_MIN, RunConfig, validate
 
@@ -31,21 +31,9 @@ CommandKind = Literal[
     "end",
     "speed",
 ]
-# What a live run understands (a replay's cursor commands are for bpmon.sources).
-TRAINER_COMMANDS: frozenset[CommandKind] = frozenset(
-    {
-        "pause",
-        "resume",
-        "toggle_pause",
-        "step",
-        "restart",
-        "stop",
-        "activation",
-        "depth",
-        "batchnorm",
-        "lr",
-    }
-)
+# What a replay's cursor understands (bpmon.sources); a live run understands every other kind.
+CURSOR_COMMANDS: frozenset[CommandKind] = frozenset({"seek", "home", "end", "speed"})
+TRAINER_COMMANDS: frozenset[CommandKind] = frozenset(get_args(CommandKind)) - CURSOR_COMMANDS
 # The intents that change the configuration and restart the run; "lr" changes it live.
 RESTARTING_INTENTS: tuple[CommandKind, ...] = ("activation", "depth", "batchnorm")
 

@@ -129,7 +129,9 @@ def launch(path: Path, appends: int) -> dict[str, object]:
         deadline = child.t_start + 30
         while time.perf_counter() < deadline and not child.eof:
             seen += child.read(0.02)
-            text = visible_text(seen[-20000:])
+            # The whole output so far: a first frame is tens of kilobytes, and its status line
+            # (with the step) comes first.
+            text = visible_text(seen)
             if "gradients" in text and (f"{last_step:,}" in text or str(last_step) in text):
                 result["first_frame_s"] = time.perf_counter() - child.t_start
                 break

@@ -30,8 +30,22 @@ FIGURES = (
     "first_frame_s",
     "terminal_bytes_per_s",
     "quit_s",
+    "quit_during_long_step_s",
+    "bridge_every50_vs_torch",
+    "bridge_every1_vs_torch",
+    "watch_first_frame_s",
+    "watch_rss_mb",
+    "watch_append_s",
+    "csv_load_s",
+    "csv_load_peak_mb",
 )
-TORCH_FIGURES = {"xor_trainer_vs_torch", "mlp_engine_vs_torch", "mlp_trainer_vs_torch"}
+TORCH_FIGURES = {
+    "xor_trainer_vs_torch",
+    "mlp_engine_vs_torch",
+    "mlp_trainer_vs_torch",
+    "bridge_every50_vs_torch",
+    "bridge_every1_vs_torch",
+}
 
 
 @pytest.fixture(scope="module")

@@ -884,26 +884,33 @@ def test_on_cuda_autocast_gradients_are_reported_unscaled(tmp_path: Path) -> Non
 def _ddp_worker(
     rank: int, world: int, init_file: str, path: str, X: Any, y: Any, state: Any
 ) -> None:
+    import gc
+
     import torch.distributed as dist
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        model = _ddp_model()
-        model.load_state_dict(state)
-        ddp = nn.parallel.DistributedDataParallel(model)
-        opt = torch.optim.SGD(ddp.parameters(), lr=0.1)
-        share = X.shape[0] // world
-        mine = slice(rank * share, (rank + 1) * share)
-        with watch(ddp, path, every=1) as mon:
-            for _ in range(2):
-                loss = nn.functional.mse_loss(ddp(X[mine]), y[mine])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                mon.log(loss=loss)
+        _ddp_train(rank, world, path, X, y, state)
+        gc.collect()  # the DDP wrapper gone before its process group (examples/torch_ddp.py)
     finally:
         dist.destroy_process_group()
+
+
+def _ddp_train(rank: int, world: int, path: str, X: Any, y: Any, state: Any) -> None:
+    model = _ddp_model()
+    model.load_state_dict(state)
+    ddp = nn.parallel.DistributedDataParallel(model)
+    opt = torch.optim.SGD(ddp.parameters(), lr=0.1)
+    share = X.shape[0] // world
+    mine = slice(rank * share, (rank + 1) * share)
+    with watch(ddp, path, every=1) as mon:
+        for _ in range(2):
+            loss = nn.functional.mse_loss(ddp(X[mine]), y[mine])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.log(loss=loss)
 
 
 def _ddp_model() -> nn.Sequential:

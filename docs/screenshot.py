@@ -18,7 +18,8 @@ PRESET, STEPS, SIZE = "sigmoid-vanishing", 300, (120, 36)
 
 
 async def main(out: Path) -> None:
-    trainer = Trainer(load_preset(PRESET).config, preset=PRESET)
+    # A snapshot at every step, so that the findings have held long enough to be shown.
+    trainer = Trainer(load_preset(PRESET).config, preset=PRESET, interval=0.0)
     trainer.run(max_steps=STEPS)
     app = BpmonApp(trainer)
     async with app.run_test(size=SIZE) as pilot:

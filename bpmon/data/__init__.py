@@ -424,6 +424,12 @@ def _test_size(n: int, test_fraction: float) -> int:
     return min(max(1, round(n * test_fraction)), n - MIN_TRAIN_POINTS)
 
 
+def stratified_test_limit(counts: IntArray) -> int:
+    """The most test points a stratified split takes from classes of ``counts`` rows: all but
+    one of each class of two or more, and the rows of single-row classes."""
+    return int(np.maximum(counts - 1, 0).sum() + (counts == 1).sum())
+
+
 def _stratified_split(
     labels: IntArray, n_classes: int, test_fraction: float, seed: int
 ) -> tuple[IntArray, IntArray]:
@@ -432,9 +438,11 @@ def _stratified_split(
     remainders until there are ``n_test``. A class of two or more rows keeps one in the
     training set; a class of one gives its row only when nothing else can."""
     n = labels.shape[0]
-    n_test = _test_size(n, test_fraction)
     order = np.random.default_rng([seed, _SPLIT_STREAM]).permutation(n)
     counts = np.bincount(labels, minlength=n_classes)
+    # Never so many test points that a class of two or more rows loses its last training row:
+    # six rows of three classes at a 60% split hold out three, not four.
+    n_test = min(_test_size(n, test_fraction), stratified_test_limit(counts))
     quota = counts * (n_test / n)
     take = np.minimum(np.floor(quota).astype(np.intp), np.maximum(counts - 1, 0))
     short = n_test - int(take.sum())

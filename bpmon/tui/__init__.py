@@ -23,17 +23,19 @@ EXIT_SIGHUP = 128 + signal.SIGHUP
 STOP_TIMEOUT = 0.05
 
 
-def run_app(source: Source) -> int:
+def run_app(source: Source, compare: Source | None = None) -> int:
     """Run ``source`` (a trainer or a run file, not yet started) on its background thread and
-    show it; returns the process exit code: 0 after q, 143 after SIGTERM, 129 after SIGHUP.
+    show it, side by side with ``compare`` when given (each on its own thread); returns the
+    process exit code: 0 after q, 143 after SIGTERM, 129 after SIGHUP.
     Build a trainer with ``interval=bpmon.tui.app.SNAPSHOT_INTERVAL``.
 
     A signal ends the app the way q does, through Textual, so the terminal is restored
     (alternate screen, mouse reporting and cursor) instead of being left in the app's modes.
     """
     from bpmon.tui.app import BpmonApp
+    from bpmon.tui.compare import CompareApp
 
-    app = BpmonApp(source)
+    app = BpmonApp(source) if compare is None else CompareApp(source, compare)
     codes = {signal.SIGTERM: EXIT_SIGTERM, signal.SIGHUP: EXIT_SIGHUP}
 
     async def main() -> None:
@@ -49,6 +51,8 @@ def run_app(source: Source) -> int:
     try:
         asyncio.run(main())
     finally:
-        # The app asked the thread to stop when it closed; wait a moment for a short step.
-        source.stop(STOP_TIMEOUT)
+        # The app asked the threads to stop when it closed; wait a moment for a short step.
+        for each in (source, compare):
+            if each is not None:
+                each.stop(STOP_TIMEOUT)
     return app.return_code or 0

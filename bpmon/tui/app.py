@@ -83,6 +83,8 @@ _TALL = 40
 _RECORDED = "This is a recorded run: keys that change training do not apply."
 _NOT_LIVE = "That key does nothing here: this is not a live run."
 _QUIT_READER = "Quit (the file is only read: its writer goes on)"
+# Textual's own keys, for the gradient rows and the table when they do not fit.
+FOCUS_ROW = ("tab", "Focus the next panel; ↑ ↓ pgup pgdn scroll it")
 
 
 def _key(
@@ -198,7 +200,6 @@ class BpmonApp(App[None]):
     def __init__(self, source: Source) -> None:
         super().__init__()
         self.source = source
-        self._notice_id: int | None = None
         self._told_not_applicable = False
 
     def compose(self) -> ComposeResult:
@@ -258,24 +259,13 @@ class BpmonApp(App[None]):
             or (old is not None and new.run_id != old.run_id)
         ):
             self.pending = ""
-        notice = ""
-        if new.notice_id != self._notice_id:
-            self._notice_id = new.notice_id
-            notice = new.notice
-            if notice:
-                # Not markup: a notice quotes values such as "[4, 4]" that markup would eat.
-                self.notify(notice, severity="warning", markup=False)
-        # The sticky message (an error, a failed restart) is also announced once, when it comes.
-        # A run file's (corrupt lines skipped) is in the status line only: its count may grow.
-        if (
-            new.message
-            and not new.mode
-            and new.message != notice
-            and (old is None or new.message != old.message)
-        ):
-            severity: SeverityLevel = "error" if new.state == "error" else "warning"
-            title = f"training {new.state}"
-            self.notify(new.message, title=title, severity=severity, markup=False)
+        self.announce(old, new)
+
+    def announce(self, old: Snapshot | None, new: Snapshot) -> None:
+        """Say what the new snapshot has to say once (see :func:`news`)."""
+        for message, title, severity in news(old, new):
+            # Not markup: a notice quotes values such as "[4, 4]" that markup would eat.
+            self.notify(message, title=title, severity=severity, markup=False)
 
     # -- keys: each one is an intent sent to the source, which decides what it means -----------
 
@@ -395,6 +385,27 @@ class BpmonApp(App[None]):
             and binding.tooltip
             and self.check_action(binding.action.partition("(")[0], ())
         ]
-        # Textual's own keys, for the gradient rows and the table when they do not fit.
-        rows.append(("tab", "Focus the next panel; ↑ ↓ pgup pgdn scroll it"))
+        rows.append(FOCUS_ROW)
         return rows
+
+
+def news(old: Snapshot | None, new: Snapshot) -> list[tuple[str, str, SeverityLevel]]:
+    """What ``new`` has to say once, after ``old`` of the same source: its notice (an intent
+    refused or clamped) when it is a new one, and its sticky message (an error, a failed
+    restart) when it comes; as (message, title, severity). A run file's message (corrupt lines
+    skipped) is in the status line only: its count may grow."""
+    said: list[tuple[str, str, SeverityLevel]] = []
+    notice = ""
+    if old is None or new.notice_id != old.notice_id:
+        notice = new.notice
+        if notice:
+            said.append((notice, "", "warning"))
+    if (
+        new.message
+        and not new.mode
+        and new.message != notice
+        and (old is None or new.message != old.message)
+    ):
+        severity: SeverityLevel = "error" if new.state == "error" else "warning"
+        said.append((new.message, f"training {new.state}", severity))
+    return said

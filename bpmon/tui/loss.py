@@ -1,4 +1,6 @@
-"""The loss curve, drawn by plotext; the previous run's curve stays behind it, dimmed."""
+"""The loss curve, drawn by plotext; the previous run's curve stays behind it, dimmed. Two runs
+compared side by side share one chart: the second run's curve in its own colour, a legend naming
+both."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import sys
 from collections.abc import Hashable, Sequence
 from typing import ClassVar
 
+from rich.text import Text
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
@@ -109,6 +112,11 @@ class LossPanel(PlotextPlot, SnapshotView):
     Any history draws: empty, one point, all zero, negative, huge or not finite. plotext only
     ever gets finite numbers of moderate size on a linear axis; the log axis is drawn by
     plotting log10 of the loss and labelling the ticks with the values.
+
+    Given a second run (``other``, with ``names`` for the legend), the panel compares: both
+    runs' curves against step in two colours (``loss--current``, ``loss--other``) and the
+    legend in the border; the dimmed curves from before a restart are left out then, since
+    with two runs nobody could tell whose they were.
     """
 
     # A running curve is redrawn at most once a second: the plot is the largest and most
@@ -116,18 +124,37 @@ class LossPanel(PlotextPlot, SnapshotView):
     # still shows the loss moving.
     REDRAW_INTERVAL = 1.0
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"loss--current", "loss--previous", "loss--marker"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "loss--current",
+        "loss--other",
+        "loss--previous",
+        "loss--marker",
+    }
 
     log_y: reactive[bool] = reactive(False, repaint=False)
     """A log10 loss axis; bound to the app's ``log_scale``."""
+    other: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
+    """A second run to compare with ``snapshot`` (None: one run)."""
+
+    def __init__(self, *, names: tuple[str, str] = ("", ""), id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.names = names
+        """The legend's names of ``snapshot``'s run and ``other``'s."""
 
     def on_mount(self) -> None:
         self.border_title = "loss"
 
     def context(self) -> tuple[Hashable, ...]:
-        return (self.log_y,)
+        other = self.other
+        return (self.log_y, None if other is None else (other.run_id, other.state))
+
+    def also_shown(self) -> tuple[Snapshot, ...]:
+        return () if self.other is None else (self.other,)
 
     def watch_log_y(self) -> None:
+        self.redraw()
+
+    def watch_other(self) -> None:
         self.redraw()
 
     def _rgb(self, component: str) -> tuple[int, int, int] | str:
@@ -144,15 +171,24 @@ class LossPanel(PlotextPlot, SnapshotView):
         plt.clear_figure()
         scale = "log" if self.log_y else "linear"
         self.border_title = f"loss · {scale} (l)"
-        self.border_subtitle = "dim: previous run" if snapshot.previous_loss_steps else ""
-        last = max(snapshot.loss_steps[-1:] + snapshot.previous_loss_steps[-1:], default=0)
+        other = self.other
+        histories = [
+            (snapshot.previous_loss_steps, snapshot.previous_loss_values, "loss--previous"),
+            (snapshot.loss_steps, snapshot.loss_values, "loss--current"),
+        ]
+        if other is None:
+            self.border_subtitle = "dim: previous run" if snapshot.previous_loss_steps else ""
+        else:
+            histories = [
+                (snapshot.loss_steps, snapshot.loss_values, "loss--current"),
+                (other.loss_steps, other.loss_values, "loss--other"),
+            ]
+            self.border_subtitle = self.legend()
+        last = max((steps[-1] for steps, _, _ in histories if steps), default=0)
         ticks = nice_ticks(last, max(1, width // 12))
         plt.xticks([float(t) for t in ticks], [tick_label(t) for t in ticks])
         curves = []
-        for steps, values, component in (
-            (snapshot.previous_loss_steps, snapshot.previous_loss_values, "loss--previous"),
-            (snapshot.loss_steps, snapshot.loss_values, "loss--current"),
-        ):
+        for steps, values, component in histories:
             xs, ys = axis_values(*decimate(steps, values, width), log=self.log_y)
             if xs:
                 curves.append((xs, ys, component))
@@ -174,9 +210,21 @@ class LossPanel(PlotextPlot, SnapshotView):
             yticks = value_ticks(low, high, min(5, height // 3))
             labels = [power_label(t) if self.log_y else value_label(t * divide) for t in yticks]
             plt.yticks(yticks, labels)
-        elif not snapshot.loss_steps and not snapshot.previous_loss_steps:
+        elif not any(steps for steps, _, _ in histories):
             plt.title("waiting for the first step")
         else:
             what = "positive" if self.log_y else "finite"
             plt.title(f"no {what} loss to draw")
         self.refresh()
+
+    def legend(self) -> Text:
+        """Both runs' names, each after a mark in its curve's colour."""
+        text = Text()
+        for i, (name, component) in enumerate(
+            zip(self.names, ("loss--current", "loss--other"), strict=True)
+        ):
+            if i:
+                text.append("  ")
+            text.append("━━ ", self.get_component_rich_style(component, partial=True))
+            text.append(name)
+        return text

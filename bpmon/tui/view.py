@@ -12,6 +12,10 @@ How often a panel turns what it is given into a picture is decided here, for all
   what the panel's :meth:`SnapshotView.context` returns (the loss axis, the step-1 bars), and
   every new snapshot of a run that is not training (a step with ``n``).
 
+A panel drawn from more than the app's snapshot (the loss panel of two runs side by side) names
+the others in :meth:`SnapshotView.also_shown`: news in any of them redraws, at the training
+cadence while any of them trains.
+
 Text that changes with the snapshot goes in a :class:`TextLine`, whose ``text`` is a reactive:
 setting it to equal text costs nothing, so no panel keeps its own "did this change" record.
 """
@@ -19,6 +23,7 @@ setting it to equal text costs nothing, so no panel keeps its own "did this chan
 from __future__ import annotations
 
 import math
+import operator
 import time
 from collections.abc import Hashable
 from typing import Any, ClassVar
@@ -52,7 +57,7 @@ class SnapshotView(Widget):
 
     def __init__(self, *children: Widget, **kwargs: Any) -> None:
         super().__init__(*children, **kwargs)
-        self._drawn: tuple[Snapshot, tuple[Hashable, ...]] | None = None
+        self._drawn: tuple[tuple[Snapshot, ...], tuple[Hashable, ...]] | None = None
         self._drawn_at = -math.inf
         self._timer: Timer | None = None
 
@@ -64,6 +69,11 @@ class SnapshotView(Widget):
     def draw(self, snapshot: Snapshot) -> None:
         """Show ``snapshot``; called only when :meth:`redraw` decides it is time."""
         raise NotImplementedError
+
+    def also_shown(self) -> tuple[Snapshot, ...]:
+        """Snapshots besides ``snapshot`` that the picture shows (their run and state belong in
+        :meth:`context` too, to redraw at once when they change)."""
+        return ()
 
     def watch_snapshot(self) -> None:
         self.redraw()
@@ -83,20 +93,21 @@ class SnapshotView(Widget):
             self.size,
             *self.context(),
         )
+        shown = (snapshot, *self.also_shown())
         if self._drawn is not None:
             drawn, drawn_key = self._drawn
             if key == drawn_key:
-                if drawn is snapshot:
+                if len(drawn) == len(shown) and all(map(operator.is_, drawn, shown)):
                     return
                 wait = self._drawn_at + self.REDRAW_INTERVAL - time.monotonic()
-                if snapshot.state == "running" and wait > 0:
+                if any(s.state == "running" for s in shown) and wait > 0:
                     if self._timer is None:
                         self._timer = self.set_timer(wait, self._on_due)
                     return
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-        self._drawn = (snapshot, key)
+        self._drawn = (shown, key)
         self._drawn_at = time.monotonic()
         self.draw(snapshot)
 

@@ -3,7 +3,8 @@
 Exit codes:
 
 - 0: the run finished (and ``--help``, ``--list-presets``);
-- 1: the run diverged (one line on stderr naming the step and the layer);
+- 1: the run diverged (one line on stderr naming the step and the layer); with ``--compare``,
+  either run did (the worse of the two runs' statuses; a line for each run that diverged);
 - 2: bad usage or bad input: a flag, a preset, a TOML value, a CSV file, a ``--record`` file
   that cannot be opened, a network that memory cannot hold. Always one line on stderr starting
   with ``bpmon:``, never a traceback;
@@ -166,6 +167,13 @@ def _parser() -> argparse.ArgumentParser:
         "data", nargs="?", metavar="DATA.csv", help="train on your own CSV file (see the CSV flags)"
     )
     p.add_argument("--preset", help="preset name or path to a .toml (default: xor)")
+    p.add_argument(
+        "--compare",
+        metavar="PRESET",
+        help="train a second preset (name or .toml) beside --preset and show both side by side "
+        "(tab moves the keys between them); the overrides apply to both runs; headless, both "
+        'summaries, and --json gives {"runs": [a, b]}; not with --record or a CSV file',
+    )
     p.add_argument("--list-presets", action="store_true", help="list presets and exit")
     p.add_argument("--headless", action="store_true", help="print text instead of opening the app")
     p.add_argument("--json", action="store_true", help="headless: end with one JSON line")
@@ -398,6 +406,7 @@ def _main(args: argparse.Namespace) -> int:
         return EXIT_OK
     preset, data = _preset_and_data(args)
     config = apply_overrides(preset.config, args)
+    compare = _compared(args, data)
     if args.save_preset:
         _save_preset(args.save_preset, config, preset.description)
     if not args.headless:
@@ -412,8 +421,34 @@ def _main(args: argparse.Namespace) -> int:
         if given:
             raise BpmonError(f"{', '.join(given)}: headless only; add --headless")
         _needs_terminal()
-        return run_monitor(config, preset, args, data)
-    return run_headless(config, preset, args, data)
+        return run_monitor(config, preset, args, data, compare)
+    return run_headless(config, preset, args, data, compare)
+
+
+def _compared(args: argparse.Namespace, data: Dataset | None) -> tuple[RunConfig, Preset] | None:
+    """The second run of ``--compare``: its preset, loaded and checked as ``--preset``'s is, with
+    the same overrides applied (they apply to both runs). What cannot go with two runs is
+    refused here, before either trains."""
+    if args.compare is None:
+        return None
+    from bpmon.presets import load_preset
+
+    if data is not None:
+        raise BpmonError(f"--compare {args.compare}: compares two presets, not a CSV file")
+    for flag, value in (("--record", args.record), ("--save-preset", args.save_preset)):
+        if value:
+            raise BpmonError(
+                f"{flag} {value}: one run only; --compare trains two (run each on its own)"
+            )
+    try:
+        preset = load_preset(args.compare)
+    except BpmonError as exc:
+        # "unknown preset 'x'" does not say which flag named it; a file's error names the file.
+        message = str(exc)
+        raise BpmonError(
+            message if message.startswith(args.compare) else f"--compare: {message}"
+        ) from None
+    return apply_overrides(preset.config, args), preset
 
 
 def _preset_and_data(args: argparse.Namespace) -> tuple[Preset, Dataset | None]:
@@ -454,16 +489,22 @@ def _save_preset(path: str, config: RunConfig, description: str) -> None:
 
 
 def run_monitor(
-    config: RunConfig, preset: Preset, args: argparse.Namespace, data: Dataset | None = None
+    config: RunConfig,
+    preset: Preset,
+    args: argparse.Namespace,
+    data: Dataset | None = None,
+    compare: tuple[RunConfig, Preset] | None = None,
 ) -> int:
     """The live monitor, recording the run file too with ``--record``. A record line that
-    cannot be written stops training with the reason on screen (the trainer's error state)."""
+    cannot be written stops training with the reason on screen (the trainer's error state).
+    With ``compare``, a second trainer beside the first (never recorded)."""
     from bpmon.runfile import Recorder, RunWriter
     from bpmon.tui import run_app
     from bpmon.tui.app import SNAPSHOT_INTERVAL
 
     record = _Record(args.record) if args.record else None
     recorder = None if record is None else Recorder(RunWriter(record, args.record))
+    other = None
     try:
         trainer = build_trainer(
             config,
@@ -473,10 +514,14 @@ def run_monitor(
             overrides=_overrides_given(args),
             data=data,
         )
-        status = run_app(trainer)
+        if compare is not None:
+            other = build_trainer(
+                *compare, interval=SNAPSHOT_INTERVAL, overrides=_overrides_given(args)
+            )
+        status = run_app(trainer, other)
     finally:
         _close_record(record, recorder)
-    if trainer.alive:
+    if trainer.alive or (other is not None and other.alive):
         # A step still in flight (seconds, on a huge network) would hold up the interpreter's
         # exit until it ends. Everything of ours is written: the terminal is restored and the
         # run file closed (the recorder ignores the step's late snapshot). Leave now.
@@ -577,16 +622,75 @@ def _close_record(
 
 
 def run_headless(
-    config: RunConfig, preset: Preset, args: argparse.Namespace, data: Dataset | None = None
+    config: RunConfig,
+    preset: Preset,
+    args: argparse.Namespace,
+    data: Dataset | None = None,
+    compare: tuple[RunConfig, Preset] | None = None,
 ) -> int:
+    """Train to the end, printing progress and then the summary; with ``compare``, the second
+    run after the first, each under a heading, and ``--json`` gives ``{"runs": [a, b]}`` of
+    the single-run objects. The status is the worse of the runs': 1 if either diverged."""
     from bpmon import report
-    from bpmon.runfile import Recorder, RunWriter
 
     out = _Stdout()
     if out.stream is None:
         # Refuse before training rather than after minutes of it.
         raise OutputError("stdout", _closed())
     bar = _ProgressBar(out) if out.isatty() and not args.json else None
+    runs = [(config, preset, data)]
+    if compare is not None:
+        runs.append((*compare, None))
+    ended: list[tuple[Snapshot, float]] = []
+    for index, (run_config, run_preset, run_data) in enumerate(runs):
+        if compare is not None:
+            if index:
+                out.line()
+            out.line(f"== run {'AB'[index]}: {run_preset.name} ==")
+        snap, rate = _train_headless(run_config, run_preset, args, run_data, out, bar)
+        ended.append((snap, rate))
+        out.line()
+        for line in report.prediction_table(snap):
+            out.line(line)
+        out.line(f"\nFinal loss: {snap.loss:.6f}")
+        for line in report.score_lines(snap):
+            out.line(line)
+        out.line()
+        # On a terminal a finding wraps at its width; in a pipe or a log each stays one line.
+        width = bar.columns() - 1 if bar is not None else None
+        for line in report.findings_lines(snap):
+            for part in textwrap.wrap(line, width, subsequent_indent="    ") if width else [line]:
+                out.line(part)
+    if args.json:
+        summaries = [report.summary(snap, rate) for snap, rate in ended]
+        out.line(json.dumps(summaries[0] if compare is None else {"runs": summaries}))
+    # Everything reaches stdout before the verdict reaches stderr.
+    out.flush()
+    status = EXIT_OK
+    for index, (snap, _) in enumerate(ended):
+        if snap.state == "diverged":
+            who = "" if compare is None else f"run {'AB'[index]} ({snap.preset}) "
+            _say(
+                f"bpmon: {who}diverged at step {snap.diverged_step} in {snap.diverged_layer} "
+                f"(loss {snap.loss}); try a lower --lr"
+            )
+            status = EXIT_DIVERGED
+    return status
+
+
+def _train_headless(
+    config: RunConfig,
+    preset: Preset,
+    args: argparse.Namespace,
+    data: Dataset | None,
+    out: _Stdout,
+    bar: _ProgressBar | None,
+) -> tuple[Snapshot, float]:
+    """One run trained to its end with a progress line every ``--every`` epochs (and the run
+    file written with ``--record``); its last snapshot and its steps per second."""
+    from bpmon import report
+    from bpmon.runfile import Recorder, RunWriter
+
     record = _Record(args.record) if args.record else None
     recorder = None if record is None else Recorder(RunWriter(record, args.record))
     # An OutputError raised in on_snapshot is kept here too, so that it is reported even if the
@@ -638,30 +742,7 @@ def run_headless(
         raise
     finally:
         _close_record(record, recorder)
-    rate = snap.step / trained if trained > 0 else 0.0
-    out.line()
-    for line in report.prediction_table(snap):
-        out.line(line)
-    out.line(f"\nFinal loss: {snap.loss:.6f}")
-    for line in report.score_lines(snap):
-        out.line(line)
-    out.line()
-    # On a terminal a finding wraps at its width; in a pipe or a log each stays one line.
-    width = bar.columns() - 1 if bar is not None else None
-    for line in report.findings_lines(snap):
-        for part in textwrap.wrap(line, width, subsequent_indent="    ") if width else [line]:
-            out.line(part)
-    if args.json:
-        out.line(json.dumps(report.summary(snap, rate)))
-    # Everything reaches stdout before the verdict reaches stderr.
-    out.flush()
-    if snap.state == "diverged":
-        _say(
-            f"bpmon: diverged at step {snap.diverged_step} in {snap.diverged_layer} "
-            f"(loss {snap.loss}); try a lower --lr"
-        )
-        return EXIT_DIVERGED
-    return EXIT_OK
+    return snap, (snap.step / trained if trained > 0 else 0.0)
 
 
 class _ProgressBar:

@@ -208,8 +208,8 @@ class CompareApp(BpmonApp, inherit_bindings=False):
         _key(
             "tab",
             "switch_run",
-            "other run",
-            "Move the keys to the other run (the highlighted column has them)",
+            "A⇄B",
+            "Move the keys to the other run (A ⇄ B), its gradient rows' too",
         ),
     ]
     VERTICAL_BREAKPOINTS = [  # noqa: RUF012 - see BpmonApp
@@ -314,6 +314,8 @@ class CompareApp(BpmonApp, inherit_bindings=False):
         self.pending = ""
         self.snapshot = self.run_a if self.active == 0 else self.run_b
         self._show_active()
+        # ↑ ↓ pgup pgdn scroll the active run's gradient rows.
+        self.query_one(f"#gradients-{LETTERS[self.active].lower()}").focus()
         self.refresh_bindings()
 
     def _show_active(self) -> None:
@@ -331,7 +333,11 @@ class CompareApp(BpmonApp, inherit_bindings=False):
 
     def help_rows(self) -> list[tuple[str, str]]:
         label = run_label(self.active, self.snapshot)
-        rows = [row for row in super().help_rows() if row != FOCUS_ROW]
+        rows = [
+            (keys, "Quit (stops both training threads)" if keys == "q" else what)
+            for keys, what in super().help_rows()
+            if (keys, what) != FOCUS_ROW
+        ]
         rows.insert(0, ("", f"The keys act on {label}, the highlighted column; tab swaps."))
         rows.append(("shift+tab", "Focus a panel; ↑ ↓ pgup pgdn scroll it"))
         return rows

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from test_cli import DIVERGING_TOML, bpmon, one_line_error, strict_json, write
+from test_tmux import TMUX, session
 from test_tui import (
     drive,
     no_trainer_thread,
@@ -360,3 +361,27 @@ def test_quitting_stops_both_threads() -> None:
     drive(app, body)
     assert wait_threads()
     assert not a.alive and not b.alive
+
+
+# -- in a real terminal ------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+def test_the_issues_command_in_tmux_at_80x24() -> None:
+    with session(
+        "xterm-256color", "--preset", "sigmoid-vanishing", "--compare", "digits-relu-bn"
+    ) as pane:
+        screen = pane.wait_for(
+            lambda s: s.count("RUNNING") == 2 and "▶ A" in s and "q quit" in s,
+            "both runs training, A active",
+        )
+        assert "relu +bn" in screen and "sigmoid" in screen
+        pane.keys("Tab")
+        pane.wait_for(lambda s: "▶ B" in s and "▶ A" not in s, "B active after tab")
+        pane.keys("b")
+        screen = pane.wait_for(
+            lambda s: "run B (digits-relu-bn)" in s and "+bn" not in s, "B's batch-norm off"
+        )
+        assert "64-32x6-10 sigmoid" in screen, "A untouched"
+        pane.keys("q")
+        pane.wait_for(lambda s: "BPMON-EXITED-0" in s, "exit status 0 after q", timeout=5.0)

@@ -66,3 +66,18 @@ def test_help_in_compare_mode(snap_compare: SnapCompare) -> None:
         await settle(pilot)
 
     assert snap_compare(small_pair(), terminal_size=(80, 24), run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_a_diverged_run_beside_a_healthy_one(
+    snap_compare: SnapCompare, size: tuple[int, int]
+) -> None:
+    # At 80x24 the banner gives way (the status word and the divergence finding remain) so that
+    # the chart keeps its rows; at 40 rows it shows.
+    app = CompareApp(paused_app("exploding", 10).source, paused_app("relu-bn", 200).source)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await wait_shows(pilot, "DIVERGED", "✖ divergence", "? help")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

@@ -204,6 +204,13 @@ def test_the_monitor_in_a_browser(tmp_path: Path, page: Page) -> None:
         wait_for(lambda: not process_exists(pid), f"the connection's bpmon (pid {pid}) to end")
         # textual-serve closes the page's session when its app ends: "Session ended".
         page.wait_for_selector("body.-closed", timeout=TIMEOUT * 1000)
+
+        # A second tab: its monitor refuses the run file, which holds the first tab's run; its
+        # page says its session ended instead of waiting on the start screen for good.
+        page.reload()
+        page.wait_for_selector("body.-closed", timeout=TIMEOUT * 1000)
+        assert "the file exists and is not empty" in served.output()
+        assert records(run)[0] == header
     finally:
         status = served.stop()
     assert status == 130, served.output()

@@ -97,7 +97,9 @@ def main(argv: Sequence[str]) -> int:
         )
     _check_address(host, own.port)
     command = shlex.join([sys.executable, "-m", "bpmon", *monitor_argv])
-    server = MonitorServer(command, host=host, port=own.port, title="bpmon")
+    # The address as a URL writes it (an IPv6 address in brackets), for the start line.
+    url = f"http://[{host}]:{own.port}" if ":" in host else f"http://{host}:{own.port}"
+    server = MonitorServer(command, host=host, port=own.port, title="bpmon", public_url=url)
     try:
         server.serve()
     except OSError as exc:

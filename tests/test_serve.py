@@ -244,6 +244,25 @@ def test_stopping_the_server_ends_every_page_cleanly(tmp_path: Path, page: Page)
     assert "Traceback" not in served.output()
 
 
+def test_a_replay_in_a_browser(tmp_path: Path, page: Page) -> None:
+    """``bpmon serve replay RUN.jsonl``: any bpmon command line, not only a live run."""
+    run = tmp_path / "run.jsonl"
+    recorded = run_bpmon(
+        "--preset", "xor", "--epochs", "200", "--headless", "--record", "run.jsonl", cwd=tmp_path
+    )
+    assert recorded.returncode == 0, recorded.stderr
+    served = Served(tmp_path, "replay", str(run))
+    try:
+        page.goto(f"http://127.0.0.1:{served.port}/")
+        wait_for(lambda: colours(page) > 8, "the replay drawn on the page's canvas")
+        page.focus("textarea.xterm-helper-textarea")
+        page.keyboard.press("q")
+        page.wait_for_selector("body.-closed", timeout=TIMEOUT * 1000)
+    finally:
+        status = served.stop()
+    assert status == 130, served.output()
+
+
 # --- refusals: one line, status 2, before anything is served ------------------------------------
 
 
@@ -258,6 +277,8 @@ def test_stopping_the_server_ends_every_page_cleanly(tmp_path: Path, page: Page)
         (["--port", "0"], "bpmon serve: error: argument --port: '0': expected an integer >= 1"),
         (["--port", "http"], "bpmon serve: error: argument --port: 'http': expected an integer"),
         (["--host", "nosuch.invalid"], "bpmon: serve --host nosuch.invalid: "),
+        (["replay", "missing.jsonl"], "bpmon: missing.jsonl: no such file"),
+        (["replay", "."], "bpmon: .: is a directory; replay takes a run file"),
     ],
 )
 def test_bad_arguments_are_one_line_before_serving(

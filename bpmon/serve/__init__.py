@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import errno
 import ipaddress
+import os
 import shlex
 import socket
 import sys
@@ -115,6 +116,9 @@ def check_monitor_args(argv: Sequence[str]) -> None:
     """Check ``bpmon <argv>`` as the monitor would before it opens: the flags, the preset, the
     overrides, the CSV file, the network (its shape and its memory), the ``--record`` file.
     Raises :class:`BpmonError` (or exits 2 through argparse) with the one-line message."""
+    if argv and argv[0] in cli.RUN_FILE_COMMANDS:
+        _check_run_file_args(argv[0], argv[1:])
+        return
     args = cli._parser().parse_args(list(argv))
     for name, why in _NOT_SERVED.items():
         if getattr(args, name):
@@ -129,6 +133,17 @@ def check_monitor_args(argv: Sequence[str]) -> None:
         # Opening it checks the directory and refuses a file that already holds a run; an absent
         # file is created empty, which the first connection's monitor accepts.
         cli._Record(args.record).close()
+
+
+def _check_run_file_args(command: str, argv: Sequence[str]) -> None:
+    """``bpmon replay RUN.jsonl`` / ``bpmon watch RUN.jsonl|DIR``, checked as they check
+    themselves before the monitor opens: a file that is not a run is one line now."""
+    from bpmon.sources import RunFileSource
+
+    path = cli._run_file_parser(command).parse_args(list(argv)).path
+    if command == "replay" and os.path.isdir(path):
+        raise BpmonError(f"{path}: is a directory; replay takes a run file (.jsonl)")
+    RunFileSource(path, "replay" if command == "replay" else "watch").open_now()
 
 
 def _is_loopback(host: str) -> bool:

@@ -296,6 +296,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         try:
+            if argv and argv[0] == "serve":
+                # bpmon.serve imports textual-serve (an optional extra) only when it serves.
+                from bpmon import serve
+
+                return _finish(serve.main(argv[1:]))
             if argv and argv[0] in RUN_FILE_COMMANDS:
                 # Subcommands by hand, not argparse subparsers: every existing flag keeps
                 # working without one (`bpmon --preset xor`).
@@ -330,6 +335,10 @@ def _finish(status: int) -> int:
 
 
 def _needs_terminal() -> None:
+    if os.environ.get("TEXTUAL_DRIVER") == "textual.drivers.web_driver:WebDriver":
+        # bpmon serve: textual-serve runs each page's monitor with Textual's web driver, which
+        # talks to the page through pipes, not a terminal.
+        return
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise BpmonError("the monitor needs a terminal; use --headless for text output")
 

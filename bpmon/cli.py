@@ -191,6 +191,27 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=None)
     g.add_argument("--lr", type=_flag("train.lr"), help=f"learning rate, {LR_MIN:g} to {LR_MAX:g}")
     g.add_argument("--optimizer", choices=OPTIMIZERS)
+    g.add_argument(
+        "--weight-decay",
+        type=_flag("train.weight_decay"),
+        metavar="WD",
+        help="L2 weight decay of the weight matrices (0: none)",
+    )
+    g.add_argument(
+        "--dropout",
+        type=_flag("model.dropout"),
+        metavar="P",
+        help="inverted dropout after each hidden activation, training only (0: none)",
+    )
+    g.add_argument(
+        "--noise", type=_flag("data.noise"), help="noise of the 2-D data sets (xor ... blobs)"
+    )
+    g.add_argument(
+        "--test-fraction",
+        type=_flag("data.test_fraction"),
+        metavar="F",
+        help="share of the points held out for the test accuracy (0: none)",
+    )
     c = p.add_argument_group("your own CSV file (bpmon DATA.csv or --csv DATA.csv)")
     c.add_argument("--csv", metavar="DATA.csv", help="the CSV file (the same as DATA.csv)")
     c.add_argument("--label", metavar="COL", help="the label column (default: the last)")
@@ -254,7 +275,15 @@ _OVERRIDES: tuple[tuple[str, Callable[[RunConfig, Any], RunConfig]], ...] = (
     ("optimizer", RunConfig.with_optimizer),
     ("epochs", RunConfig.with_epochs),
     ("seed", RunConfig.with_seed),
+    ("weight_decay", RunConfig.with_weight_decay),
+    ("dropout", RunConfig.with_dropout),
+    ("noise", RunConfig.with_noise),
+    ("test_fraction", RunConfig.with_test_fraction),
 )
+
+
+def _flag_name(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
 
 
 def apply_overrides(config: RunConfig, args: argparse.Namespace) -> RunConfig:
@@ -263,7 +292,7 @@ def apply_overrides(config: RunConfig, args: argparse.Namespace) -> RunConfig:
     for name, apply in _OVERRIDES:
         value = getattr(args, name)
         if value is not None:
-            config = validate(apply(config, value), f"--{name} {value}")
+            config = validate(apply(config, value), f"{_flag_name(name)} {value}")
     return config
 
 
@@ -273,9 +302,9 @@ def _overrides_given(args: argparse.Namespace) -> str:
     for name, _ in _OVERRIDES:
         value = getattr(args, name)
         if isinstance(value, bool):
-            given.append(f"--{name}" if value else f"--no-{name}")
+            given.append(_flag_name(name) if value else f"--no-{name}")
         elif value is not None:
-            given.append(f"--{name} {value}")
+            given.append(f"{_flag_name(name)} {value}")
     return " ".join(given)
 
 
@@ -407,6 +436,8 @@ def _main(args: argparse.Namespace) -> int:
         return EXIT_OK
     preset, data = _preset_and_data(args)
     config = apply_overrides(preset.config, args)
+    if config.data != preset.config.data:
+        data = None  # --noise or --test-fraction: the set loaded with the preset is another
     if args.save_preset:
         _save_preset(args.save_preset, config, preset.description)
     if not args.headless:

@@ -142,10 +142,15 @@ dtype = "float32"
 
 
 def launch(
-    count_for: float, first_frame_timeout: float = 20.0, preset: str | None = None
+    count_for: float,
+    first_frame_timeout: float = 20.0,
+    preset: str | None = None,
+    args: list[str] | None = None,
 ) -> Session:
-    preset = preset or xor_config()[0]
-    argv = [sys.executable, "-m", "bpmon", "--preset", preset, "--epochs", str(10**9)]
+    """``bpmon --preset PRESET`` (the xor preset by default), or ``bpmon ARGS`` when given, made
+    endless with ``--epochs``."""
+    source = args if args is not None else ["--preset", preset or xor_config()[0]]
+    argv = [sys.executable, "-m", "bpmon", *source, "--epochs", str(10**9)]
     env = child_env(TERM="xterm-256color")
     for name in ("COLUMNS", "LINES", "NO_COLOR"):  # the pty's size and colours, nothing else
         env.pop(name, None)

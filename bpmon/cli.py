@@ -199,6 +199,27 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=None)
     g.add_argument("--lr", type=_flag("train.lr"), help=f"learning rate, {LR_MIN:g} to {LR_MAX:g}")
     g.add_argument("--optimizer", choices=OPTIMIZERS)
+    g.add_argument(
+        "--weight-decay",
+        type=_flag("train.weight_decay"),
+        metavar="WD",
+        help="L2 weight decay of the weight matrices (0: none)",
+    )
+    g.add_argument(
+        "--dropout",
+        type=_flag("model.dropout"),
+        metavar="P",
+        help="inverted dropout after each hidden activation, training only (0: none)",
+    )
+    g.add_argument(
+        "--noise", type=_flag("data.noise"), help="noise of the 2-D data sets (xor ... blobs)"
+    )
+    g.add_argument(
+        "--test-fraction",
+        type=_flag("data.test_fraction"),
+        metavar="F",
+        help="share of the points held out for the test accuracy (0: none)",
+    )
     c = p.add_argument_group("your own CSV file (bpmon DATA.csv or --csv DATA.csv)")
     c.add_argument("--csv", metavar="DATA.csv", help="the CSV file (the same as DATA.csv)")
     c.add_argument("--label", metavar="COL", help="the label column (default: the last)")
@@ -262,7 +283,15 @@ _OVERRIDES: tuple[tuple[str, Callable[[RunConfig, Any], RunConfig]], ...] = (
     ("optimizer", RunConfig.with_optimizer),
     ("epochs", RunConfig.with_epochs),
     ("seed", RunConfig.with_seed),
+    ("weight_decay", RunConfig.with_weight_decay),
+    ("dropout", RunConfig.with_dropout),
+    ("noise", RunConfig.with_noise),
+    ("test_fraction", RunConfig.with_test_fraction),
 )
+
+
+def _flag_name(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
 
 
 def apply_overrides(config: RunConfig, args: argparse.Namespace) -> RunConfig:
@@ -271,7 +300,7 @@ def apply_overrides(config: RunConfig, args: argparse.Namespace) -> RunConfig:
     for name, apply in _OVERRIDES:
         value = getattr(args, name)
         if value is not None:
-            config = validate(apply(config, value), f"--{name} {value}")
+            config = validate(apply(config, value), f"{_flag_name(name)} {value}")
     return config
 
 
@@ -281,9 +310,9 @@ def _overrides_given(args: argparse.Namespace) -> str:
     for name, _ in _OVERRIDES:
         value = getattr(args, name)
         if isinstance(value, bool):
-            given.append(f"--{name}" if value else f"--no-{name}")
+            given.append(_flag_name(name) if value else f"--no-{name}")
         elif value is not None:
-            given.append(f"--{name} {value}")
+            given.append(f"{_flag_name(name)} {value}")
     return " ".join(given)
 
 
@@ -304,6 +333,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         try:
+            if argv and argv[0] == "serve":
+                # bpmon.serve imports textual-serve (an optional extra) only when it serves.
+                from bpmon import serve
+
+                return _finish(serve.main(argv[1:]))
             if argv and argv[0] in RUN_FILE_COMMANDS:
                 # Subcommands by hand, not argparse subparsers: every existing flag keeps
                 # working without one (`bpmon --preset xor`).
@@ -338,6 +372,10 @@ def _finish(status: int) -> int:
 
 
 def _needs_terminal() -> None:
+    if os.environ.get("TEXTUAL_DRIVER") == "textual.drivers.web_driver:WebDriver":
+        # bpmon serve: textual-serve runs each page's monitor with Textual's web driver, which
+        # talks to the page through pipes, not a terminal.
+        return
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise BpmonError("the monitor needs a terminal; use --headless for text output")
 
@@ -406,7 +444,9 @@ def _main(args: argparse.Namespace) -> int:
         return EXIT_OK
     preset, data = _preset_and_data(args)
     config = apply_overrides(preset.config, args)
-    compare = _compared(args, data)
+    if config.data != preset.config.data:
+        data = None  # --noise or --test-fraction: the set loaded with the preset is another
+    compare = _compared(args)
     if args.save_preset:
         _save_preset(args.save_preset, config, preset.description)
     if not args.headless:
@@ -425,7 +465,7 @@ def _main(args: argparse.Namespace) -> int:
     return run_headless(config, preset, args, data, compare)
 
 
-def _compared(args: argparse.Namespace, data: Dataset | None) -> tuple[RunConfig, Preset] | None:
+def _compared(args: argparse.Namespace) -> tuple[RunConfig, Preset] | None:
     """The second run of ``--compare``: its preset, loaded and checked as ``--preset``'s is, with
     the same overrides applied (they apply to both runs). What cannot go with two runs is
     refused here, before either trains."""
@@ -433,7 +473,7 @@ def _compared(args: argparse.Namespace, data: Dataset | None) -> tuple[RunConfig
         return None
     from bpmon.presets import load_preset
 
-    if data is not None:
+    if args.csv or args.data:
         raise BpmonError(f"--compare {args.compare}: compares two presets, not a CSV file")
     for flag, value in (("--record", args.record), ("--save-preset", args.save_preset)):
         if value:

@@ -13,6 +13,7 @@ It imports nothing heavy, so that ``bpmon --help`` can build its choices from it
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 from dataclasses import dataclass, field, fields, replace
@@ -52,6 +53,9 @@ LR_MAX = 100.0
 # (the prediction table, the softmax); a label column of measurements is the usual cause.
 MAX_CLASSES = 100
 SEED_MAX = 2**32 - 1
+# The most cells ModelConfig.activation_label takes: the status line also holds the state, the
+# architecture, the step, the loss and the learning rate within 80 columns.
+ACTIVATION_LABEL_MAX = 20
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ class Rule:
     inclusive unless ``*_open``; every float must be finite.
     """
 
-    kind: Literal["int", "float", "bool", "str", "choice", "widths", "path", "names"]
+    kind: Literal["int", "float", "bool", "str", "choice", "choices", "widths", "path", "names"]
     low: float | None = None
     high: float | None = None
     low_open: bool = False
@@ -77,6 +81,9 @@ class Rule:
         """What the field takes, in words: ``"a number > 0 and <= 100"``."""
         if self.kind == "choice":
             return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind == "choices":
+            names = ", ".join(repr(c) for c in self.choices)
+            return f"one of {names}, or a list of them, one per hidden layer"
         if self.kind == "bool":
             return "true or false"
         if self.kind in ("str", "path"):
@@ -101,6 +108,17 @@ class Rule:
         ok: bool
         if self.kind == "choice":
             ok = isinstance(value, str) and value in self.choices
+        elif self.kind == "choices":
+            # One name for every layer, or a list of names; the list's length is checked
+            # against the depth by validate(), which sees both fields.
+            if isinstance(value, list | tuple):
+                ok = MIN_DEPTH <= len(value) <= MAX_DEPTH and all(
+                    isinstance(v, str) and v in self.choices for v in value
+                )
+                if ok:
+                    return tuple(value)
+            else:
+                ok = isinstance(value, str) and value in self.choices
         elif self.kind == "bool":
             ok = isinstance(value, bool)
         elif self.kind in ("str", "path"):
@@ -180,10 +198,14 @@ class DataConfig:
     """Which data set to build and how; every synthetic set is deterministic given ``seed``.
 
     ``n`` is the number of points for the synthetic sets (ignored by xor, digits and csv),
-    ``noise`` their noise level, ``classes`` the number of classes for spiral and blobs.
+    ``noise`` the standard deviation of the gaussian noise of the 2-D sets (None: the set's
+    default, 0.1 for moons, spiral and blobs and 0 for xor and circle, whose clean points are
+    the story's; what it moves differs by set, see :mod:`bpmon.data.synthetic`; digits and csv
+    ignore it), ``classes`` the number of classes for spiral and blobs.
     ``test_fraction`` of the points (after a seeded shuffle) is held out for test accuracy;
-    0 means no split. ``standardize`` rescales each feature to zero mean and unit variance using
-    the training split's statistics (digits and csv benefit; the story's sets are used raw).
+    0 means no split (xor's four points are never split: they are the whole problem).
+    ``standardize`` rescales each feature to zero mean and unit variance using the training
+    split's statistics (digits and csv benefit; the story's sets are used raw).
     Left out (None), each takes the data set's own default: a 20% split and standardised
     features for ``csv``, neither for the others.
 
@@ -196,7 +218,7 @@ class DataConfig:
 
     name: str = _field("xor", "choice", choices=DATASETS)
     n: int = _field(200, "int", low=4)
-    noise: float = _field(0.1, "float", low=0)
+    noise: float | None = _field(None, "float", low=0, optional=True)
     classes: int = _field(3, "int", low=2, high=MAX_CLASSES)
     seed: int = _field(0, "int", low=0, high=SEED_MAX)
     test_fraction: float | None = _field(
@@ -213,10 +235,18 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network's shape and numerics; input and output sizes come from the data set."""
+    """The network's shape and numerics; input and output sizes come from the data set.
+
+    ``activation`` is one name for every hidden layer, or a tuple of names, one per hidden
+    layer (input side first; its length must be the depth). ``dropout`` is the probability
+    ``p`` that inverted dropout zeroes a hidden unit's output in a training step (0: none);
+    evaluation never drops.
+    """
 
     hidden: tuple[int, ...] = _field((4,), "widths")
-    activation: ActivationName = _field("sigmoid", "choice", choices=ACTIVATIONS)
+    activation: ActivationName | tuple[ActivationName, ...] = _field(
+        "sigmoid", "choices", choices=ACTIVATIONS
+    )
     output: OutputName = _field("sigmoid", "choice", choices=OUTPUTS)
     loss: LossName = _field("mse", "choice", choices=LOSSES)
     batchnorm: bool = _field(False, "bool")
@@ -225,10 +255,40 @@ class ModelConfig:
     bn_eps: float = _field(1e-5, "float", low=0, low_open=True, high=1)
     bn_momentum: float = _field(0.1, "float", low=0, low_open=True, high=1)
     dtype: DTypeName = _field("float64", "choice", choices=DTYPES)
+    dropout: float = _field(0.0, "float", low=0, high=1, high_open=True)
 
     @property
     def depth(self) -> int:
         return len(self.hidden)
+
+    @property
+    def activations(self) -> tuple[ActivationName, ...]:
+        """The activation of each hidden layer, input side first."""
+        if isinstance(self.activation, tuple):
+            return self.activation
+        return (self.activation,) * self.depth
+
+    @property
+    def activation_text(self) -> str:
+        """The activations as one string, in full: ``"relu"``, or ``"tanh,relu,relu"`` with one
+        per layer (the form the headless JSON gives, where format v1 has a string)."""
+        if isinstance(self.activation, tuple):
+            return ",".join(self.activation)
+        return self.activation
+
+    @property
+    def activation_label(self) -> str:
+        """The activations in a few words for the status line and reports: ``"relu"`` when
+        every layer has the same, else each layer's (runs counted, ``"tanh,relu*3"``), cut to
+        :data:`ACTIVATION_LABEL_MAX` cells so that the status line stays within 80 columns."""
+        names = self.activations
+        if not isinstance(self.activation, tuple) or len(set(names)) <= 1:
+            return names[0] if names else str(self.activation)
+        runs = [(name, len(list(group))) for name, group in itertools.groupby(names)]
+        text = ",".join(name if count == 1 else f"{name}*{count}" for name, count in runs)
+        if len(text) > ACTIVATION_LABEL_MAX:
+            text = text[: ACTIVATION_LABEL_MAX - 1] + "…"
+        return text
 
 
 @dataclass(frozen=True)
@@ -237,6 +297,12 @@ class TrainConfig:
 
     ``momentum``, ``beta1`` and ``beta2`` are in [0, 1): at 1 a running average never forgets,
     and Adam's bias correction ``1 - beta**t`` divides by zero.
+
+    ``weight_decay`` is L2 regularisation as PyTorch's optimisers take it: ``wd * W`` is added
+    to each weight matrix's gradient inside the optimiser step (for adam too: Adam's L2 form,
+    not AdamW), which is gradient descent on ``loss + wd/2 * sum ||W||^2``. Biases and
+    batch-norm's gamma and beta are not decayed. The gradients the telemetry shows stay the
+    data loss's, as ``.grad`` does in PyTorch.
     """
 
     optimizer: OptimizerName = _field("sgd", "choice", choices=OPTIMIZERS)
@@ -248,6 +314,7 @@ class TrainConfig:
     batch_size: int = _field(0, "int", low=0)
     epochs: int = _field(2000, "int", low=1, high=10**12)
     seed: int = _field(0, "int", low=0, high=SEED_MAX)
+    weight_decay: float = _field(0.0, "float", low=0)
 
 
 @dataclass(frozen=True)
@@ -277,18 +344,25 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     thresholds: Thresholds = field(default_factory=Thresholds)
 
-    def with_activation(self, activation: ActivationName) -> RunConfig:
+    def with_activation(self, activation: ActivationName | tuple[ActivationName, ...]) -> RunConfig:
+        """One activation for every hidden layer, or a tuple of them, one per layer."""
         return replace(self, model=replace(self.model, activation=activation))
 
     def with_depth(self, depth: int) -> RunConfig:
-        """``depth`` hidden layers; new ones repeat the last hidden width, cuts drop the last.
-        Not clamped: :func:`validate` says when the depth is out of range."""
+        """``depth`` hidden layers; new ones repeat the last hidden width (and, with one
+        activation per layer, the last layer's activation), cuts drop the last layers (and their
+        activations). Not clamped: :func:`validate` says when the depth is out of range."""
         hidden = self.model.hidden or (8,)
+        activation = self.model.activation
         if depth <= len(hidden):
             new = hidden[: max(0, depth)]
+            if isinstance(activation, tuple):
+                activation = activation[: max(0, depth)]
         else:
             new = hidden + (hidden[-1],) * (depth - len(hidden))
-        return replace(self, model=replace(self.model, hidden=new))
+            if isinstance(activation, tuple) and activation:
+                activation = activation + (activation[-1],) * (depth - len(activation))
+        return replace(self, model=replace(self.model, hidden=new, activation=activation))
 
     def with_width(self, width: int) -> RunConfig:
         return replace(self, model=replace(self.model, hidden=(width,) * max(1, self.model.depth)))
@@ -307,6 +381,18 @@ class RunConfig:
 
     def with_optimizer(self, optimizer: OptimizerName) -> RunConfig:
         return replace(self, train=replace(self.train, optimizer=optimizer))
+
+    def with_weight_decay(self, weight_decay: float) -> RunConfig:
+        return replace(self, train=replace(self.train, weight_decay=weight_decay))
+
+    def with_dropout(self, dropout: float) -> RunConfig:
+        return replace(self, model=replace(self.model, dropout=dropout))
+
+    def with_noise(self, noise: float) -> RunConfig:
+        return replace(self, data=replace(self.data, noise=noise))
+
+    def with_test_fraction(self, test_fraction: float) -> RunConfig:
+        return replace(self, data=replace(self.data, test_fraction=test_fraction))
 
 
 TABLES: dict[str, type[Any]] = {
@@ -388,6 +474,15 @@ def _data_problems(d: DataConfig) -> Problems:
 def _model_problems(config: RunConfig) -> Problems:
     m, t, th = config.model, config.train, config.thresholds
     problems: Problems = []
+    if isinstance(m.activation, tuple) and len(m.activation) != m.depth:
+        problems.append(
+            (
+                "model.activation",
+                m.activation,
+                f"expected {m.depth} activation{'s' if m.depth != 1 else ''}, one per hidden "
+                f"layer (model.hidden = {show_value(m.hidden)}), or one name for all",
+            )
+        )
     if m.loss == "bce" and m.output != "sigmoid":
         problems.append(("model.output", m.output, "loss 'bce' needs output 'sigmoid'"))
     if m.loss == "cross_entropy" and m.output != "softmax":

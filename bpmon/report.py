@@ -39,7 +39,7 @@ def summary(snap: Snapshot, steps_per_second: float) -> dict[str, Any]:
         "seed": None if config is None else config.train.seed,
         "epochs": snap.epoch,
         "architecture": snap.architecture,
-        "activation": None if config is None else config.model.activation,
+        "activation": None if config is None else config.model.activation_text,
         "batchnorm": None if config is None else config.model.batchnorm,
         "final_loss": _num(snap.loss),
         "accuracy": _num(snap.accuracy),

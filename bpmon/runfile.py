@@ -258,7 +258,7 @@ def layer_descriptions(snap: Snapshot) -> list[dict[str, Any]]:
     """The header's ``layers`` for a snapshot of bpmon's trainer: its Dense layers."""
     config = snap.config
     sizes = [int(s) for s in snap.architecture.split("-")]
-    activation = None if config is None else config.model.activation
+    activations = () if config is None else config.model.activations
     return [
         {
             "name": f"layer{i}",
@@ -266,7 +266,7 @@ def layer_descriptions(snap: Snapshot) -> list[dict[str, Any]]:
             "shape": [fan_in, fan_out],
             "fan_in": fan_in,
             "fan_out": fan_out,
-            "activation": activation if i < len(sizes) - 2 else None,
+            "activation": activations[i] if i < min(len(sizes) - 2, len(activations)) else None,
         }
         for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes))
     ]

@@ -39,7 +39,7 @@ from bpmon.presets import load_preset
 KEYS = [f"{table}.{f.name}" for table, cls in TABLES.items() for f in fields(cls)]
 CHOICE_WORDS = sorted({c for key in KEYS for c in rule(key).choices})
 
-# Cases per key for the per-field properties; there are len(KEYS) keys (32 today).
+# Cases per key for the per-field properties; there are len(KEYS) keys (38 today).
 PER_KEY = 40
 # Whole documents through bpmon.cli.main in this process, and through ``python -m bpmon``.
 IN_PROCESS_DOCUMENTS = 300
@@ -215,9 +215,9 @@ def bad_values(r: Rule) -> st.SearchStrategy[Any]:
         DEEP_ARRAYS,
         st.dictionaries(st.text(max_size=6), SCALARS, max_size=3),  # an inline table
     ]
-    if r.kind != "widths":
+    if r.kind not in ("widths", "choices"):  # a list of choice words may be a good "choices"
         wrong.append(st.lists(NESTED, max_size=4))
-    if r.kind not in ("str", "path", "choice"):
+    if r.kind not in ("str", "path", "choice", "choices"):
         wrong.append(st.text(max_size=12))
     if r.kind != "bool":
         wrong.append(st.booleans())
@@ -231,8 +231,18 @@ def bad_values(r: Rule) -> st.SearchStrategy[Any]:
             wrong.append(above(r))
     if r.kind == "int":
         wrong.append(st.floats())  # even 2.0: TOML says float, the field says integer
-    if r.kind == "choice":
+    if r.kind in ("choice", "choices"):
         wrong.append(st.text(max_size=12).filter(lambda s: s not in r.choices))
+    if r.kind == "choices":
+        good = st.lists(st.sampled_from(r.choices), max_size=5)
+        not_a_choice = st.one_of(
+            st.text(max_size=8).filter(lambda s: s not in r.choices), st.integers(), NESTED
+        ).filter(lambda v: not (isinstance(v, str) and v in r.choices))
+        wrong += [
+            st.just([]),
+            st.lists(st.sampled_from(r.choices), min_size=MAX_DEPTH + 1, max_size=MAX_DEPTH + 5),
+            st.tuples(good, not_a_choice, good).map(lambda t: [*t[0], t[1], *t[2]]),
+        ]
     if r.kind in ("str", "path"):
         wrong.append(st.text(max_size=8).map(lambda s: s + "\x00"))  # no C API takes it
     if r.kind == "names":
@@ -288,6 +298,10 @@ def in_range(r: Rule, huge: bool = True) -> st.SearchStrategy[Any]:
 def good_values(r: Rule, huge: bool = True) -> st.SearchStrategy[Any]:
     if r.kind == "choice":
         return st.sampled_from(r.choices)
+    if r.kind == "choices":  # one name, or one per hidden layer (companions sets the depth)
+        return st.sampled_from(r.choices) | st.lists(
+            st.sampled_from(r.choices), min_size=MIN_DEPTH, max_size=MAX_DEPTH
+        )
     if r.kind == "bool":
         return st.booleans()
     if r.kind in ("str", "path"):
@@ -311,6 +325,8 @@ def companions(key: str, value: object) -> dict[str, dict[str, Any]]:
                 "output": {"bce": "sigmoid", "cross_entropy": "softmax"}.get(str(value), "sigmoid")
             }
         }
+    if key == "model.activation" and isinstance(value, list):
+        return {"model": {"hidden": [3] * len(value)}}
     if key == "thresholds.vanish_abs":
         return {"thresholds": {"explode_abs": math.nextafter(math.inf, 0)}}
     if key == "thresholds.explode_abs":
@@ -369,7 +385,7 @@ def test_a_good_value_loads(
     loaded = getattr(getattr(load_preset(str(path)).config, table), name)
     if r.kind == "float":
         assert loaded == float(value) and type(loaded) is float
-    elif r.kind in ("widths", "names"):
+    elif r.kind in ("widths", "names") or isinstance(value, list):
         assert loaded == tuple(value)
     elif r.kind != "path":  # a relative path is made relative to the preset's folder
         assert loaded == value
@@ -518,6 +534,10 @@ FLAG_RULES: dict[str, Rule] = {
     "--depth": Rule("int", low=MIN_DEPTH, high=MAX_DEPTH),
     "--width": Rule("int", low=1),
     "--every": Rule("int", low=1),
+    "--weight-decay": rule("train.weight_decay"),
+    "--dropout": rule("model.dropout"),
+    "--noise": rule("data.noise"),
+    "--test-fraction": rule("data.test_fraction"),
 }
 
 
@@ -561,6 +581,10 @@ def test_every_typed_flag_is_covered() -> None:
         (["--width", "0"], "--width"),
         (["--every", "0"], "--every"),
         (["--every", "x"], "--every"),
+        (["--weight-decay", "-0.1"], "--weight-decay"),
+        (["--dropout", "1"], "--dropout"),
+        (["--noise", "nan"], "--noise"),
+        (["--test-fraction", "1.0"], "--test-fraction"),
     ],
 )
 def test_bad_flag_values(args: list[str], flag: str) -> None:
@@ -640,8 +664,9 @@ def test_generated_good_flag_values_parse(flag: str, data: st.DataObject) -> Non
     r = FLAG_RULES[flag]
     value = data.draw(in_range(r), label="value")
     args = cli._parser().parse_args([f"{flag}={flag_text(value)}"])
-    parsed = getattr(args, flag.removeprefix("--"))
-    assert parsed == value
+    parsed = getattr(args, flag.removeprefix("--").replace("-", "_"))
+    # A float flag reads an integer past 2**53 as the nearest float, as TOML's float keys do.
+    assert parsed == (float(value) if r.kind == "float" else value)
 
 
 def test_the_flag_types_raise_argument_type_errors() -> None:

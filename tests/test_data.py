@@ -943,3 +943,99 @@ def test_csv_too_small_to_split_is_refused(
         return
     d = load_csv(path, test_fraction=fraction, seed=seed)
     assert d.n_train >= MIN_TRAIN_POINTS and d.X_test is not None and len(d.X_test) >= 1
+
+
+# --- noise: every 2-D set -----------------------------------------------------------------------
+
+TWO_D = ("xor", "circle", "moons", "spiral", "blobs")
+
+
+def clean_and_noisy(name: str, noise: float, seed: int) -> tuple[Dataset, Dataset]:
+    cfg = DataConfig(name=name, n=300, classes=3, seed=seed, noise=0.0)
+    return load_dataset(cfg), load_dataset(replace(cfg, noise=noise))
+
+
+@settings(max_examples=30, deadline=None)
+@given(name=st.sampled_from(TWO_D), seed=st.integers(0, 2**32 - 1))
+def test_noise_zero_gives_the_clean_shape(name: str, seed: int) -> None:
+    d = load_dataset(DataConfig(name=name, n=300, classes=3, seed=seed, noise=0.0))
+    X = d.X_train
+    labels = labels_of(d, d.y_train)
+    if name == "xor":
+        np.testing.assert_array_equal(X, [[0, 0], [0, 1], [1, 0], [1, 1]])
+    elif name == "circle":
+        # The story's points, and the label says exactly which are inside the circle.
+        np.testing.assert_array_equal(X, np.random.RandomState(seed).randn(300, 2) * 2)
+        np.testing.assert_array_equal(labels, (X[:, 0] ** 2 + X[:, 1] ** 2 < 2.25).astype(int))
+    elif name == "moons":
+        upper = X[labels == 0]
+        lower = X[labels == 1] - [1.0, 0.5]
+        np.testing.assert_allclose(np.hypot(upper[:, 0], upper[:, 1]), 1.0)
+        np.testing.assert_allclose(np.hypot(lower[:, 0], lower[:, 1]), 1.0)
+    elif name == "spiral":
+        # On arm j the angle is 4 (j + r) exactly: the point's own radius gives it back.
+        r = np.hypot(X[:, 0], X[:, 1])
+        np.testing.assert_allclose(X[:, 0], r * np.sin(4 * (labels + r)), atol=1e-12)
+        np.testing.assert_allclose(X[:, 1], r * np.cos(4 * (labels + r)), atol=1e-12)
+    else:
+        # Every point of a blob sits on its centre.
+        for c in range(3):
+            assert len(np.unique(X[labels == c], axis=0)) == 1
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    name=st.sampled_from(TWO_D),
+    noise=st.floats(0.05, 2.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_noise_moves_the_points_and_keeps_the_labels(name: str, noise: float, seed: int) -> None:
+    clean, noisy = clean_and_noisy(name, noise, seed)
+    np.testing.assert_array_equal(clean.y_train, noisy.y_train)
+    moved = noisy.X_train - clean.X_train
+    # Every point moves, but a spiral arm's first point: at radius 0 its angle does not matter.
+    still = int(np.count_nonzero(np.all(moved == 0, axis=1)))
+    assert still <= (3 if name == "spiral" else 0)
+    if name != "spiral":  # spiral's noise is in the angle, not in the coordinates
+        # The points move by gaussian noise of that standard deviation (xor: 8 numbers only).
+        low, high = (0.2, 2.5) if name == "xor" else (0.8, 1.2)
+        assert low * noise < float(np.sqrt(np.mean(moved**2))) < high * noise
+
+
+@pytest.mark.parametrize("name", TWO_D)
+def test_the_seed_decides_the_noise(name: str) -> None:
+    cfg = DataConfig(name=name, n=100, seed=3, noise=0.3)
+    a, b = load_dataset(cfg), load_dataset(cfg)
+    np.testing.assert_array_equal(a.X_train, b.X_train)
+    assert not np.array_equal(a.X_train, load_dataset(replace(cfg, seed=4)).X_train)
+
+
+@pytest.mark.parametrize("name", TWO_D)
+def test_noise_left_out_is_the_sets_default(name: str) -> None:
+    default = 0.1 if name in ("moons", "spiral", "blobs") else 0.0
+    assert data_module.noise_of(DataConfig(name=name)) == default
+    a = load_dataset(DataConfig(name=name, n=100, seed=2))
+    b = load_dataset(DataConfig(name=name, n=100, seed=2, noise=default))
+    np.testing.assert_array_equal(a.X_train, b.X_train)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.sampled_from(TWO_D[1:]),
+    n=st.integers(4, 300),
+    fraction=st.floats(0.0, 0.99),
+    noise=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_split_follows_the_fraction_with_any_noise(
+    name: str, n: int, fraction: float, noise: float, seed: int
+) -> None:
+    d = load_dataset(
+        DataConfig(name=name, n=n, classes=2, seed=seed, noise=noise, test_fraction=fraction)
+    )
+    if fraction == 0:
+        assert d.X_test is None and len(d.X_train) == n
+        return
+    n_test = min(max(1, round(n * fraction)), n - MIN_TRAIN_POINTS)
+    assert d.X_test is not None and len(d.X_test) == n_test
+    assert len(d.X_train) == n - n_test

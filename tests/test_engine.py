@@ -526,3 +526,63 @@ def test_layer_view_from_plain_arrays() -> None:
     view = LayerView(name="dense", W=np.zeros((4, 3)))
     assert (view.fan_in, view.fan_out) == (4, 3)
     assert view.dW is None and view.activation is None and dict(view.params) == {}
+
+
+# --- one activation per hidden layer -----------------------------------------------------------
+
+
+def test_each_hidden_layer_uses_its_own_activation() -> None:
+    names = ["tanh", "relu", "sigmoid", "leaky_relu"]
+    net = bpmon.Network(
+        [3, 5, 5, 5, 5, 2],
+        activation=names,
+        output="softmax",
+        loss="cross_entropy",
+        init="xavier",
+        seed=4,
+    )
+    X = np.random.default_rng(0).normal(size=(7, 3))
+    a = X
+    for i, name in enumerate(names):
+        z = a @ net.params[f"layer{i}.W"] + net.params[f"layer{i}.b"]
+        a = get_activation(name).forward(z, np.empty_like(z))
+    logits = a @ net.params["layer4.W"] + net.params["layer4.b"]
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(net.predict(X), expected, rtol=1e-12)
+    assert [v.activation for v in net.layer_views()] == [*names, None]
+
+
+def test_mixed_activations_match_finite_differences() -> None:
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(9, 3)), (rng.random((9, 1)) > 0.5).astype(np.float64)
+    net = bpmon.Network(
+        [3, 4, 4, 4, 1],
+        activation=["sigmoid", "tanh", "leaky_relu"],
+        output="sigmoid",
+        loss="bce",
+        init="xavier",
+        seed=6,
+    )
+    _, grads = net.loss_and_grads(X, y)
+    eps = 1e-6
+    for name, p in net.params.items():
+        for i in np.ndindex(p.shape):
+            old = p[i]
+            p[i] = old + eps
+            up = net.loss(X, y, training=True)
+            p[i] = old - eps
+            down = net.loss(X, y, training=True)
+            p[i] = old
+            assert grads[name][i] == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-9)
+
+
+def test_a_wrong_number_of_activations_is_refused() -> None:
+    with pytest.raises(ValueError, match="2 activations for 3 hidden layers"):
+        bpmon.Network([2, 4, 4, 4, 1], activation=["tanh", "relu"])
+
+
+def test_no_dropout_and_no_decay_add_nothing_to_the_network() -> None:
+    net = bpmon.Network([2, 4, 4, 1], dropout=0.0)
+    assert all(block.drop is None for block in net.blocks)
+    assert set(net.decayed) == {"layer0.W", "layer1.W", "layer2.W"}

@@ -7,16 +7,31 @@ rounding differences between machines.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import math
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from bpmon.config import RunConfig
+from bpmon import cli
+from bpmon.config import (
+    HIDDEN_ACTIVATIONS,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    validate,
+)
 from bpmon.data import load_dataset
 from bpmon.errors import BpmonError
-from bpmon.presets import list_presets, load_preset
+from bpmon.presets import list_presets, load_preset, to_toml
 from bpmon.telemetry import LayerStats
 from bpmon.trainer import Snapshot, Trainer
 
@@ -367,3 +382,85 @@ def test_absolute_csv_path_is_kept(tmp_path: Path) -> None:
     sub.mkdir()
     path = write(sub, f'[data]\nname = "csv"\npath = "{csv_path.as_posix()}"\n')
     assert load_preset(str(path)).config.data.path == csv_path.as_posix()
+
+
+# --- a saved preset reproduces the run: the regularisation, data and per-layer keys ----------
+
+ROUND_TRIP = RunConfig(
+    data=DataConfig(name="moons", n=80),
+    model=ModelConfig(hidden=(6, 5, 4), activation=("tanh", "relu", "leaky_relu"), loss="bce"),
+    train=TrainConfig(optimizer="adam", lr=0.01, epochs=5),
+)
+
+
+def round_trip(cfg: RunConfig, tmp_path: Path) -> RunConfig:
+    path = tmp_path / "saved.toml"
+    path.write_text(to_toml(cfg, "saved"), encoding="utf-8")
+    return load_preset(str(path)).config
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    weight_decay=st.floats(0.0, 1e3),
+    dropout=st.floats(0.0, 1.0, exclude_max=True),
+    noise=st.none() | st.floats(0.0, 1e3),
+    test_fraction=st.none() | st.floats(0.0, 1.0, exclude_max=True),
+    activation=st.sampled_from(HIDDEN_ACTIVATIONS)
+    | st.lists(st.sampled_from(HIDDEN_ACTIVATIONS), min_size=3, max_size=3).map(tuple),
+)
+def test_to_toml_round_trips_the_new_keys(
+    tmp_path: Path,
+    weight_decay: float,
+    dropout: float,
+    noise: float | None,
+    test_fraction: float | None,
+    activation: Any,
+) -> None:
+    cfg = RunConfig(
+        data=replace(ROUND_TRIP.data, noise=noise, test_fraction=test_fraction),
+        model=replace(ROUND_TRIP.model, dropout=dropout, activation=activation),
+        train=replace(ROUND_TRIP.train, weight_decay=weight_decay),
+    )
+    assert round_trip(validate(cfg, "test"), tmp_path) == cfg
+
+
+def json_summary(argv: list[str]) -> dict[str, Any]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(argv)
+    assert code == 0, err.getvalue()
+    summary: dict[str, Any] = json.loads(out.getvalue().strip().splitlines()[-1])
+    return summary
+
+
+def test_the_new_flags_saved_as_a_preset_reproduce_the_run(tmp_path: Path) -> None:
+    flags = ["--weight-decay", "0.01", "--dropout", "0.2", "--noise", "0.3"]
+    flags += ["--test-fraction", "0.25", "--epochs", "30"]
+    saved = tmp_path / "saved.toml"
+    first = json_summary(
+        ["--preset", "dying-relu", "--headless", "--json", *flags, "--save-preset", str(saved)]
+    )
+    cfg = load_preset(str(saved)).config
+    assert cfg.train.weight_decay == 0.01 and cfg.model.dropout == 0.2
+    assert cfg.data.noise == 0.3 and cfg.data.test_fraction == 0.25
+    again = json_summary(["--preset", str(saved), "--headless", "--json"])
+    for key in ("final_loss", "accuracy", "test_accuracy", "layers", "predictions"):
+        assert again[key] == first[key], key
+    # The flags changed the run: without them it is another one (and has no test split).
+    plain = json_summary(["--preset", "dying-relu", "--headless", "--json", "--epochs", "30"])
+    assert plain["final_loss"] != first["final_loss"] and plain["test_accuracy"] is None
+    assert first["test_accuracy"] is not None
+
+
+def test_test_fraction_and_noise_flags_reload_a_csv_file(tmp_path: Path) -> None:
+    csv = tmp_path / "points.csv"
+    rows = [f"{i % 7},{(i * 3) % 5},{i % 2}" for i in range(40)]
+    csv.write_text("a,b,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    split = json_summary([str(csv), "--headless", "--json", "--epochs", "2"])
+    assert split["test_accuracy"] is not None  # a CSV file holds out 20% by default
+    whole = json_summary(
+        [str(csv), "--headless", "--json", "--epochs", "2", "--test-fraction", "0"]
+    )
+    assert whole["test_accuracy"] is None

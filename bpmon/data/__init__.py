@@ -22,6 +22,9 @@ Conventions, shared by every set:
 * ``notes`` (CSV only) are short sentences for the user: what was assumed (no header, the
   separator, the task), encoded (one-hot columns), dropped (rows with a missing value, counted
   in ``dropped``, empty columns) and features constant in the training split.
+* Noise (``cfg.noise``, or the set's default: 0.1 for moons, spiral and blobs, 0 for xor and
+  circle) is honoured by every 2-D set (see :mod:`bpmon.data.synthetic`); digits and csv are
+  measured data and ignore it.
 * Everything is deterministic given ``cfg.seed``.
 * Split: when the test fraction (``cfg.test_fraction``, or the set's default: 0.2 for csv, 0
   for the others; never for xor, whose four points are the whole problem) is above 0, the
@@ -88,6 +91,7 @@ __all__ = [
     "dataset_bytes",
     "inspect_csv",
     "load_dataset",
+    "noise_of",
     "standardize_of",
     "test_fraction_of",
 ]
@@ -275,27 +279,27 @@ def _numbered(count: int) -> tuple[str, ...]:
 
 
 def _xor(cfg: DataConfig) -> _Built:
-    X, labels = synthetic.xor()
+    X, labels = synthetic.xor(noise_of(cfg), cfg.seed)
     return _Built(X, labels, _numbered(2), _XY, "binary")
 
 
 def _circle(cfg: DataConfig) -> _Built:
-    X, labels = synthetic.circle(cfg.n, cfg.seed)
+    X, labels = synthetic.circle(cfg.n, cfg.seed, noise_of(cfg))
     return _Built(X, labels, _numbered(2), _XY, "binary")
 
 
 def _moons(cfg: DataConfig) -> _Built:
-    X, labels = synthetic.moons(cfg.n, cfg.noise, cfg.seed)
+    X, labels = synthetic.moons(cfg.n, noise_of(cfg), cfg.seed)
     return _Built(X, labels, _numbered(2), _XY, "binary")
 
 
 def _spiral(cfg: DataConfig) -> _Built:
-    X, labels = synthetic.spiral(cfg.n, cfg.classes, cfg.noise, cfg.seed)
+    X, labels = synthetic.spiral(cfg.n, cfg.classes, noise_of(cfg), cfg.seed)
     return _Built(X, labels, _numbered(cfg.classes), _XY, "multiclass")
 
 
 def _blobs(cfg: DataConfig) -> _Built:
-    X, labels = synthetic.blobs(cfg.n, cfg.classes, cfg.noise, cfg.seed)
+    X, labels = synthetic.blobs(cfg.n, cfg.classes, noise_of(cfg), cfg.seed)
     return _Built(X, labels, _numbered(cfg.classes), _XY, "multiclass")
 
 
@@ -361,6 +365,19 @@ def test_fraction_of(cfg: DataConfig) -> float:
     return CSV_TEST_FRACTION if cfg.name == "csv" else 0.0
 
 
+# The noise of the sets that have always had one; xor and circle are clean unless asked.
+DEFAULT_NOISE = 0.1
+_NOISY_BY_DEFAULT = ("moons", "spiral", "blobs")
+
+
+def noise_of(cfg: DataConfig) -> float:
+    """``cfg.noise``, or the set's default when it is left out: :data:`DEFAULT_NOISE` for
+    moons, spiral and blobs, 0 for xor and circle (the story's clean points)."""
+    if cfg.noise is not None:
+        return cfg.noise
+    return DEFAULT_NOISE if cfg.name in _NOISY_BY_DEFAULT else 0.0
+
+
 def standardize_of(cfg: DataConfig) -> bool:
     """``cfg.standardize``, or the set's default when it is left out."""
     if cfg.standardize is not None:
@@ -397,10 +414,10 @@ def _check_finite(cfg: DataConfig, X: FloatArray, features: tuple[str, ...]) -> 
     if finite.all():
         return
     name = features[int(np.argmin(finite))]
-    if cfg.name in _SIZED:
+    if cfg.name in _SIZED or cfg.name == "xor":
         raise BpmonError(
-            f"data.noise = {show_value(cfg.noise)}: expected a noise level small enough for the "
-            f"{cfg.name} points to stay finite numbers (feature {name!r} overflows)"
+            f"data.noise = {show_value(noise_of(cfg))}: expected a noise level small enough "
+            f"for the {cfg.name} points to stay finite numbers (feature {name!r} overflows)"
         )
     # CSV cells are checked as they are read and digits is a fixed file: a safety net only.
     raise BpmonError(f"{_source(cfg)}: feature {name!r} holds a value that is not a finite number")

@@ -1,7 +1,10 @@
 """The generated data sets: xor, circle, moons, spiral and blobs, all in two dimensions.
 
 Each generator returns ``(X, labels)``: ``X`` float64 of shape ``(n, 2)`` and ``labels`` the
-integer class index of each point (0..C-1), in generation order. Encoding the labels as targets,
+integer class index of each point (0..C-1), in generation order. ``noise`` is the standard
+deviation of gaussian noise: added to the points' coordinates after their labels are decided
+(xor, circle, moons, blobs) or to the angle along a spiral arm (spiral); 0 gives the clean
+shape. Encoding the labels as targets,
 splitting and standardising are left to :func:`bpmon.data.load_dataset`, so that every set gets
 exactly the same treatment. A huge ``noise`` can overflow points to inf or NaN; the generators
 do not check, :func:`~bpmon.data.load_dataset` does (and keeps NumPy's warning off the screen).
@@ -24,21 +27,30 @@ BLOB_BOX = 3.0
 SPIRAL_TURN = 4.0
 
 
-def xor() -> tuple[FloatArray, IntArray]:
-    """The four corners of the unit square; the label is ``x1 XOR x2``."""
+def xor(noise: float = 0.0, seed: int = 0) -> tuple[FloatArray, IntArray]:
+    """The four corners of the unit square; the label is ``x1 XOR x2``. A ``noise`` above 0
+    moves each corner by gaussian noise of that standard deviation (the labels stay)."""
     X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    if noise > 0:
+        X = X + np.random.default_rng(seed).normal(0.0, noise, size=X.shape)
     return X, np.array([0, 1, 1, 0], dtype=np.intp)
 
 
-def circle(n: int, seed: int) -> tuple[FloatArray, IntArray]:
+def circle(n: int, seed: int, noise: float = 0.0) -> tuple[FloatArray, IntArray]:
     """``n`` standard-normal points scaled by 2; label 1 inside radius 1.5 (``r^2 < 2.25``).
 
     This reproduces the story's ``np.random.seed(seed); X = np.random.randn(n, 2) * 2`` number for
     number. A private legacy ``RandomState`` gives the same stream as the global seed without
     touching NumPy's global state, which the engine's threads may rely on.
+
+    A ``noise`` above 0 then moves every point by gaussian noise of that standard deviation,
+    after its label was decided, as the TensorFlow Playground does: points near the circle
+    cross it and the classes overlap. At 0 the points are the story's.
     """
     X = np.random.RandomState(seed).randn(n, 2) * 2
     inside = X[:, 0] ** 2 + X[:, 1] ** 2 < CIRCLE_RADIUS**2
+    if noise > 0:
+        X = X + np.random.default_rng(seed).normal(0.0, noise, size=X.shape)
     return X, inside.astype(np.intp)
 
 

@@ -1,4 +1,5 @@
-"""Dense and batch-norm layers as forward/backward pairs with an explicit cache (cs231n style).
+"""Dense, batch-norm and dropout layers as forward/backward pairs with an explicit cache
+(cs231n style).
 
 Shapes follow the story's code: a batch is a row per sample, ``X @ W + b`` with ``W`` of shape
 ``(fan_in, fan_out)`` and ``b`` of shape ``(fan_out,)``.
@@ -186,3 +187,54 @@ class BatchNorm:
         dz -= tmp
         dz *= inv_std / n
         return dz
+
+
+class Dropout:
+    """Inverted dropout with drop probability ``p`` (PyTorch's ``nn.Dropout`` semantics).
+
+    Training mode: ``out = x * mask / (1 - p)`` with ``mask`` 1 with probability ``1 - p`` and 0
+    otherwise, drawn per entry from ``rng``; the scaling keeps every unit's expected output
+    ``x``, so evaluation is the identity (``out = x``) and needs no rescaling. Backward:
+    ``dx = dout * mask / (1 - p)``, the same scaled mask (the layer is linear in ``x`` for a
+    fixed mask). ``keep`` (a 0/1 array of ``x``'s shape) replaces the random draw, to compare
+    with another implementation on the same mask.
+    """
+
+    def __init__(self, p: float, rng: np.random.Generator, dtype: np.dtype[np.floating]) -> None:
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p!r}")
+        self.p = p
+        self.rng = rng
+        self._pool = BufferPool(dtype)
+        self._scale: Array | None = None  # mask / (1 - p) of the last training forward
+
+    def forward(self, x: Array, training: bool = True, keep: Array | None = None) -> Array:
+        """``x * mask / (1 - p)`` in training mode (a new mask each call), ``x`` in eval mode."""
+        if not training:
+            return x
+        scale = self._pool.get("scale", x.shape)
+        if keep is None:
+            # uniform [0, 1) >= p holds with probability 1 - p; written as 0.0/1.0 in place.
+            self.rng.random(dtype=scale.dtype.type, out=scale)
+            np.greater_equal(scale, self.p, out=scale)
+        else:
+            np.copyto(scale, keep != 0)
+        scale *= 1.0 / (1.0 - self.p)
+        self._scale = scale
+        out = self._pool.get("out", x.shape)
+        np.multiply(x, scale, out=out)
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        """``dx = dout * mask / (1 - p)`` from ``dout = dL/dout``."""
+        scale = self._scale
+        if scale is None:
+            raise RuntimeError("Dropout.backward called before a training-mode forward")
+        dx = self._pool.get("dx", dout.shape)
+        np.multiply(dout, scale, out=dx)
+        return dx
+
+    @property
+    def mask(self) -> Array | None:
+        """The 0/1 mask of the last training forward (a fresh array), None before one."""
+        return None if self._scale is None else (self._scale != 0).astype(self._scale.dtype)

@@ -1,8 +1,15 @@
 """A multi-layer perceptron built from the layers, activations and losses of this package.
 
-Layout: every hidden block is ``Dense -> [BatchNorm] -> activation``; the output block is
-``Dense -> output activation``, fused with the loss (see :mod:`bpmon.engine.losses`). Batch-norm
-never follows the output layer.
+Layout: every hidden block is ``Dense -> [BatchNorm] -> activation -> [Dropout]``; the output
+block is ``Dense -> output activation``, fused with the loss (see :mod:`bpmon.engine.losses`).
+Batch-norm and dropout never follow the output layer. Each hidden block may have its own
+activation. Dropout is active in training-mode passes only; ``loss`` (eval mode) and
+``predict`` run without it. Its masks come from ``dropout_rng``, a generator seeded from the
+network's seed on a stream of its own, so a run is reproducible and turning dropout on changes
+neither the initial weights nor anything else drawn from the seed.
+
+Weight decay is the optimiser's (see :mod:`bpmon.engine.optimizers`); :attr:`Network.decayed`
+names the parameters it applies to: the weight matrices, not the biases nor batch-norm's.
 
 Parameters are named ``layer{i}.W``, ``layer{i}.b`` and, with batch-norm, ``layer{i}.gamma`` and
 ``layer{i}.beta``, where ``i`` counts Dense layers from 0 (the input side). This module is the
@@ -23,9 +30,12 @@ from bpmon.config import DTYPES
 from bpmon.engine.activations import Activation, Array, get_activation
 from bpmon.engine.flat import pack
 from bpmon.engine.initializers import init_weights
-from bpmon.engine.layers import BatchNorm, BufferPool, Dense
+from bpmon.engine.layers import BatchNorm, BufferPool, Dense, Dropout
 from bpmon.engine.losses import Loss
 from bpmon.engine.view import LayerView
+
+# The dropout masks' random stream, apart from the initial weights' (both start from the seed).
+_DROPOUT_STREAM = 2
 
 
 @dataclass
@@ -36,6 +46,7 @@ class Block:
     bn: BatchNorm | None
     act: Activation | None
     pool: BufferPool
+    drop: Dropout | None = None
     z: Array | None = None  # activation input of the last training forward
     a: Array | None = None  # activation output of the last training forward
 
@@ -51,7 +62,7 @@ class Network:
     def __init__(
         self,
         sizes: Sequence[int],
-        activation: str = "sigmoid",
+        activation: str | Sequence[str] = "sigmoid",
         output: str = "sigmoid",
         batchnorm: bool = False,
         init: str = "normal",
@@ -61,7 +72,10 @@ class Network:
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
         dtype: str = "float64",
+        dropout: float = 0.0,
     ) -> None:
+        """``activation``: one name for every hidden layer or one per hidden layer;
+        ``dropout``: the drop probability after each hidden activation (0: no dropout layer)."""
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"sizes must list at least 2 positive layer widths, got {sizes}")
@@ -69,13 +83,22 @@ class Network:
             raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
         if output == "softmax" and sizes[-1] < 2:
             raise ValueError("a softmax output needs at least 2 output units")
-        get_activation(activation)  # fail on a bad name even when there is no hidden layer
+        n_hidden = len(sizes) - 2
+        names = [activation] * n_hidden if isinstance(activation, str) else list(activation)
+        if len(names) != n_hidden:
+            raise ValueError(f"{len(names)} activations for {n_hidden} hidden layers")
+        for name in names or [activation if isinstance(activation, str) else "identity"]:
+            get_activation(name)  # fail on a bad name even when there is no hidden layer
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.sizes = tuple(sizes)
         self.activation = activation
         self.batchnorm = batchnorm
         self.dtype = np.dtype(dtype)
         self.loss_fn = Loss(loss, output, self.dtype)
         rng = np.random.default_rng(seed)
+        self.dropout = dropout
+        self.dropout_rng = np.random.default_rng([seed, _DROPOUT_STREAM])
 
         self.blocks: list[Block] = []
         self.params: dict[str, Array] = {}
@@ -90,8 +113,10 @@ class Network:
             if hidden and batchnorm:
                 ones = np.ones(fan_out, dtype=self.dtype)
                 bn = BatchNorm(ones, np.zeros_like(ones), bn_eps, bn_momentum)
-            act = get_activation(activation) if hidden else None
-            self.blocks.append(Block(dense, bn, act, BufferPool(self.dtype)))
+            act = get_activation(names[i]) if hidden else None
+            # No layer at all for p = 0: the default path does no extra work.
+            drop = Dropout(dropout, self.dropout_rng, self.dtype) if hidden and dropout else None
+            self.blocks.append(Block(dense, bn, act, BufferPool(self.dtype), drop))
         self._pack_parameters()
 
     def _pack_parameters(self) -> None:
@@ -119,6 +144,7 @@ class Network:
             MappingProxyType({k: p for k, p in self.params.items() if k.startswith(f"layer{i}.")})
             for i in range(len(self.blocks))
         ]
+        self.decayed: tuple[str, ...] = tuple(f"layer{i}.W" for i in range(len(self.blocks)))
 
     def layer_views(self, updates: Mapping[str, Array] | None = None) -> tuple[LayerView, ...]:
         """One :class:`LayerView` per Dense layer, input side first, of the last training pass.
@@ -154,8 +180,10 @@ class Network:
     def _forward(self, X: Array, training: bool) -> Array:
         """The output layer's logits; in training mode every block caches what backward needs.
 
-        Per block: ``z = a_prev @ W + b``, ``z <- batchnorm(z)`` when present, ``a = f(z)``; the
-        output block stops at its logits ``z``, which the loss takes.
+        Per block: ``z = a_prev @ W + b``, ``z <- batchnorm(z)`` when present, ``a = f(z)``,
+        then in training mode ``a <- dropout(a)`` when present (the block keeps ``a`` before
+        dropout: that is the activation's output the telemetry measures); the output block
+        stops at its logits ``z``, which the loss takes.
         """
         a = X
         for block in self.blocks:
@@ -167,6 +195,8 @@ class Network:
             if training:
                 a = block.act.forward(z, block.pool.get("a", z.shape))
                 block.z, block.a = z, a
+                if block.drop is not None:
+                    a = block.drop.forward(a)
             else:
                 a = block.act.forward(z, np.empty_like(z))
         return a  # unreachable: the last block is the output block
@@ -174,9 +204,10 @@ class Network:
     def forward_backward(self, X: Array, y: Array) -> float:
         """Training-mode forward and backward; fills ``self.grads`` in place, returns the loss.
 
-        Backward per block, output side first: ``dz = f'(z) * da``, through batch-norm when
-        present, then the Dense layer's ``dW = x^T dz``, ``db = 1^T dz`` and ``da_prev = dz W^T``
-        (skipped for the first layer, whose input is the data).
+        Backward per block, output side first: through dropout when present
+        (``da <- da * mask / (1 - p)``), ``dz = f'(z) * da``, through batch-norm when present,
+        then the Dense layer's ``dW = x^T dz``, ``db = 1^T dz`` and ``da_prev = dz W^T`` (skipped
+        for the first layer, whose input is the data).
         """
         z = self._forward(X, training=True)
         loss, _, dz = self.loss_fn.value_and_grad(z, y)
@@ -185,6 +216,8 @@ class Network:
             block = self.blocks[i]
             if block.act is not None:
                 assert block.a is not None and block.z is not None
+                if block.drop is not None:
+                    dz = block.drop.backward(dz)
                 dz = block.act.backward(block.a, block.z, dz, block.pool.get("dz", dz.shape))
             if block.bn is not None:
                 dz = block.bn.backward(dz)

@@ -11,6 +11,16 @@ Conventions are PyTorch's, so a run can be compared with ``torch.optim`` step fo
   ``step = lr * m_hat / (sqrt(v_hat) + eps)`` with the bias corrections
   ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``.
 
+Weight decay (L2), as ``weight_decay`` in ``torch.optim.SGD`` and ``torch.optim.Adam``: every
+rule above runs on ``g + wd * p`` instead of ``g`` (Adam's L2 form, where the decay passes
+through the moments; not AdamW's decoupled decay). With plain SGD that is a step down the
+gradient of ``loss + wd/2 * ||p||^2``. The decay is added to a copy of the gradient inside the
+step: the gradient arrays keep the data loss's gradient, as ``.grad`` does in PyTorch, so the
+telemetry shows that gradient, and the step (``steps``) is the update actually applied. Only
+the parameters named in ``decay`` are decayed (default: all of them, as PyTorch decays every
+parameter it is given; the network passes its weight matrices only). With ``wd = 0`` the step
+reads the gradient arrays directly and does no extra work.
+
 ``lr`` is a plain attribute: the trainer changes it between steps without a restart.
 
 ``OPTIMIZERS_BY_NAME`` maps each name of :data:`bpmon.config.OPTIMIZERS` to its class, and
@@ -21,6 +31,7 @@ rule); each class's :meth:`Optimizer.build` takes what it needs from the shared 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from typing import Self
 
 import numpy as np
@@ -40,12 +51,38 @@ class Optimizer:
     Otherwise it runs array by array.
     """
 
-    def __init__(self, params: dict[str, Array], grads: dict[str, Array], lr: float) -> None:
+    def __init__(
+        self,
+        params: dict[str, Array],
+        grads: dict[str, Array],
+        lr: float,
+        weight_decay: float = 0.0,
+        decay: Collection[str] | None = None,
+    ) -> None:
+        if not weight_decay >= 0.0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
         self.lr = lr
         self.t = 0
+        self.weight_decay = weight_decay
         names = list(params)
         step_views = pack([np.zeros_like(params[k]) for k in names])
         self.steps: dict[str, Array] = dict(zip(names, step_views, strict=True))
+        # (parameter, data gradient, decayed gradient, step) per decayed array: before each
+        # step the decayed gradient gets g + wd * p; the update rules read it instead of g.
+        self._decay: list[tuple[Array, Array, Array, Array]] = []
+        self._copied: list[tuple[Array, Array]] = []
+        if weight_decay > 0.0:
+            decayed = set(names if decay is None else decay)
+            effective = dict(
+                zip(names, pack([np.zeros_like(grads[k]) for k in names]), strict=True)
+            )
+            self._decay = [
+                (params[k], grads[k], effective[k], self.steps[k]) for k in names if k in decayed
+            ]
+            # The undecayed arrays' gradients are read from the effective buffer too, so
+            # the flat update below still sees one gradient buffer; they are copied each step.
+            self._copied = [(grads[k], effective[k]) for k in names if k not in decayed]
+            grads = effective
         p_flat = joined([params[k] for k in names])
         g_flat = joined([grads[k] for k in names])
         s_flat = joined(step_views)
@@ -67,13 +104,23 @@ class Optimizer:
         beta1: float,
         beta2: float,
         eps: float,
+        weight_decay: float = 0.0,
+        decay: Collection[str] | None = None,
     ) -> Self:
         """An instance from the settings every optimiser is offered; each uses only its own."""
-        return cls(params, grads, lr)
+        return cls(params, grads, lr, weight_decay, decay)
 
     def step(self) -> None:
-        """``p <- p - step`` for every parameter, ``step`` from :meth:`_compute_step`."""
+        """``p <- p - step`` for every parameter, ``step`` from :meth:`_compute_step` (on
+        ``g + wd * p`` for the decayed parameters when ``weight_decay`` is set)."""
         self.t += 1
+        if self._decay:
+            wd = self.weight_decay
+            for p, g, e, s in self._decay:
+                np.multiply(p, wd, out=s)  # s is scratch until _compute_step writes the step
+                np.add(g, s, out=e)
+            for g, e in self._copied:
+                np.copyto(e, g)
         for p, g, s in self._triples:
             self._compute_step(p, g, s)
             p -= s
@@ -92,9 +139,15 @@ class Momentum(Optimizer):
     change of ``lr`` takes effect at once instead of decaying in)."""
 
     def __init__(
-        self, params: dict[str, Array], grads: dict[str, Array], lr: float, momentum: float = 0.9
+        self,
+        params: dict[str, Array],
+        grads: dict[str, Array],
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        decay: Collection[str] | None = None,
     ) -> None:
-        super().__init__(params, grads, lr)
+        super().__init__(params, grads, lr, weight_decay, decay)
         self.momentum = momentum
         self._velocity = {id(p): np.zeros_like(p) for p, _, _ in self._triples}
 
@@ -109,8 +162,10 @@ class Momentum(Optimizer):
         beta1: float,
         beta2: float,
         eps: float,
+        weight_decay: float = 0.0,
+        decay: Collection[str] | None = None,
     ) -> Self:
-        return cls(params, grads, lr, momentum)
+        return cls(params, grads, lr, momentum, weight_decay, decay)
 
     def _compute_step(self, p: Array, g: Array, s: Array) -> None:
         v = self._velocity[id(p)]
@@ -132,8 +187,10 @@ class Adam(Optimizer):
         beta1: float = 0.9,
         beta2: float = 0.999,
         eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        decay: Collection[str] | None = None,
     ) -> None:
-        super().__init__(params, grads, lr)
+        super().__init__(params, grads, lr, weight_decay, decay)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self._m = {id(p): np.zeros_like(p) for p, _, _ in self._triples}
         self._v = {id(p): np.zeros_like(p) for p, _, _ in self._triples}
@@ -149,8 +206,10 @@ class Adam(Optimizer):
         beta1: float,
         beta2: float,
         eps: float,
+        weight_decay: float = 0.0,
+        decay: Collection[str] | None = None,
     ) -> Self:
-        return cls(params, grads, lr, beta1, beta2, eps)
+        return cls(params, grads, lr, beta1, beta2, eps, weight_decay, decay)
 
     def _compute_step(self, p: Array, g: Array, s: Array) -> None:
         b1, b2, t = self.beta1, self.beta2, self.t
@@ -185,8 +244,21 @@ def make_optimizer(
     beta1: float = 0.9,
     beta2: float = 0.999,
     eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    decay: Collection[str] | None = None,
 ) -> Optimizer:
     """The optimiser called ``name`` (one of :data:`bpmon.config.OPTIMIZERS`) over ``params``;
-    ValueError listing the known names otherwise."""
+    ValueError listing the known names otherwise. ``weight_decay`` applies to the parameters
+    named in ``decay`` (None: all)."""
     cls = lookup("optimizer", OPTIMIZERS_BY_NAME, name)
-    return cls.build(params, grads, lr, momentum=momentum, beta1=beta1, beta2=beta2, eps=eps)
+    return cls.build(
+        params,
+        grads,
+        lr,
+        momentum=momentum,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        weight_decay=weight_decay,
+        decay=decay,
+    )

@@ -58,7 +58,10 @@ def apply_intent(config: RunConfig, command: Command) -> tuple[RunConfig, str]:
     there is nothing to say). Raises :class:`BpmonError` when the result is not a valid run."""
     kind, amount = command.kind, command.amount
     if kind == "activation":
-        current = config.model.activation
+        # With one activation per layer, the key steps from the first layer's and gives every
+        # layer the result: one press, one network the user can name. (The depth keys keep a
+        # list a list: + repeats the last layer's activation, - drops the last layer's.)
+        current = config.model.activations[0]
         # The output-only "identity" is not in the cycle; stepping from it starts the cycle.
         index = HIDDEN_ACTIVATIONS.index(current) if current in HIDDEN_ACTIVATIONS else -1
         if index < 0 and amount < 0:

@@ -33,10 +33,12 @@ HISTORY_POINTS = 512
 # and 1,400 times on another, and it then settles at ln 2 with its units dead.
 RUNAWAY_FACTOR = 1e30
 # Work arrays a training step keeps per hidden unit and sample (z, a, dz, dx, batch-norm's
-# xhat, y, tmp, dz), and per parameter (the parameter, its gradient, the optimiser's step, and
-# up to two moments for adam): the memory estimate counts these.
+# xhat, y, tmp, dz; dropout adds its mask, output and dx), and per parameter (the parameter,
+# its gradient, the optimiser's step, and up to two moments for adam; weight decay adds the
+# decayed gradient): the memory estimate counts these.
 _ARRAYS_PER_ACTIVATION = 8
 _ARRAYS_PER_PARAMETER = 5
+_DROPOUT_ARRAYS = 3
 
 Outcome = Literal["finish", "diverge"] | None
 
@@ -89,10 +91,10 @@ def estimate_bytes(config: RunConfig, n_train: int, n_inputs: int, n_outputs: in
     params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
     batch = config.train.batch_size if 0 < config.train.batch_size < n_train else n_train
     units = sum(sizes[1:])
+    per_parameter = _ARRAYS_PER_PARAMETER + (config.train.weight_decay > 0)
+    per_activation = _ARRAYS_PER_ACTIVATION + _DROPOUT_ARRAYS * (m.dropout > 0)
     return itemsize * (
-        _ARRAYS_PER_PARAMETER * params
-        + _ARRAYS_PER_ACTIVATION * batch * units
-        + 3 * n_train * max(sizes)
+        per_parameter * params + per_activation * batch * units + 3 * n_train * max(sizes)
     )
 
 
@@ -140,7 +142,7 @@ class Run:
         try:
             net = Network(
                 (data.n_inputs, *m.hidden, data.n_outputs),
-                activation=m.activation,
+                activation=m.activations,
                 output=m.output,
                 batchnorm=m.batchnorm,
                 init=m.init,
@@ -150,12 +152,22 @@ class Run:
                 bn_eps=m.bn_eps,
                 bn_momentum=m.bn_momentum,
                 dtype=m.dtype,
+                dropout=m.dropout,
             )
         except ValueError as exc:  # e.g. a softmax output on a binary data set
             raise BpmonError(f"model: {exc}") from None
         t = config.train
         opt = make_optimizer(
-            t.optimizer, net.params, net.grads, t.lr, t.momentum, t.beta1, t.beta2, t.adam_eps
+            t.optimizer,
+            net.params,
+            net.grads,
+            t.lr,
+            t.momentum,
+            t.beta1,
+            t.beta2,
+            t.adam_eps,
+            weight_decay=t.weight_decay,
+            decay=net.decayed,
         )
         dtype = net.dtype
         return cls(

@@ -135,7 +135,7 @@ def accuracy(output: Array, y: Array) -> float:
 
 def switches(config: RunConfig, architecture: str) -> str:
     bn = " +bn" if config.model.batchnorm else ""
-    return f"{architecture} {config.model.activation}{bn}"
+    return f"{architecture} {config.model.activation_label}{bn}"
 
 
 def r_squared(output: Array, y: Array) -> float:

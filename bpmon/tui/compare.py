@@ -91,8 +91,8 @@ def changes(old: Snapshot | None, new: Snapshot) -> list[str]:
     said: list[str] = []
     if old.config is not None and new.config is not None:
         before, after = old.config.model, new.config.model
-        if before.activation != after.activation:
-            said.append(f"activation {before.activation} → {after.activation}")
+        if before.activation_text != after.activation_text:
+            said.append(f"activation {before.activation_text} → {after.activation_text}")
         if before.depth != after.depth:
             said.append(f"hidden layers {before.depth} → {after.depth}")
         if before.batchnorm != after.batchnorm:

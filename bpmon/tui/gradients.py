@@ -131,12 +131,25 @@ class Columns:
 
 def plan_columns(width: int, layers: Sequence[LayerStats]) -> Columns:
     """The columns that fit ``width`` cells, in this order of need: the name up to
-    :data:`NAME_KEEP` cells (or all of it), in→out, the rest of the name, the activation."""
+    :data:`NAME_KEEP` cells (or all of it), in→out, the rest of the name, the activation.
+
+    When the hidden layers have different activations (a preset's per-layer list), the
+    activation comes before in→out: the status line can name one activation for the whole
+    network but not one per layer, and the widths are in its architecture string anyway."""
     want_name = min(NAME_MAX, max([NAME_MIN, *(cell_len(x.name) for x in layers)]))
     want_fans = max([FANS_MIN, *(len(fans(x)) for x in layers)])
     activations = [cell_len(x.activation) for x in layers if x.activation]
     want_act = min(ACT_MAX, max([len("act"), *activations])) if activations else 0
     room = max(1, width - _FIXED - 1)  # for the name, and the optional columns with a space
+    if len({x.activation for x in layers if x.activation}) > 1:
+        name = max(1, min(want_name, room - want_act - 1))
+        act = want_act if room - name >= want_act + 1 else 0
+        left = room - name - (act + 1 if act else 0)
+        fan_cells = want_fans if left >= want_fans + 1 else 0
+        name = max(
+            1, min(want_name, room - (act + 1 if act else 0) - (fan_cells + 1 if fan_cells else 0))
+        )
+        return Columns(name, fan_cells, act)
     fan_cells = want_fans if room - want_fans - 1 >= min(want_name, NAME_KEEP) else 0
     name = max(1, min(want_name, room - (fan_cells + 1 if fan_cells else 0)))
     left = room - name - (fan_cells + 1 if fan_cells else 0)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_cli import DIVERGING_TOML, bpmon, one_line_error, strict_json, write
 from test_tmux import TMUX, session
 from test_tui import (
@@ -27,7 +30,7 @@ from test_tui import (
 )
 from textual.pilot import Pilot
 
-from bpmon.config import MIN_DEPTH
+from bpmon.config import HIDDEN_ACTIVATIONS, MIN_DEPTH, ActivationName
 from bpmon.trainer import Trainer
 from bpmon.tui.compare import CompareApp, changes
 
@@ -186,6 +189,10 @@ def paused(name: str, steps: int = 3) -> Trainer:
     return trainer
 
 
+RELU_BN = paused("relu-bn").latest()
+"""A snapshot of relu-bn (activation relu, 3 hidden layers, batch-norm, lr 0.01)."""
+
+
 def test_changes_names_what_differs_and_nothing_else() -> None:
     trainer = paused("relu-bn")
     before = trainer.latest()
@@ -193,6 +200,42 @@ def test_changes_names_what_differs_and_nothing_else() -> None:
     assert changes(before, before) == []
     stepped = trainer.run(max_steps=4)
     assert changes(before, stepped) == ["one step, to step 4"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    activation=st.sampled_from(HIDDEN_ACTIVATIONS),
+    depth=st.integers(MIN_DEPTH, 4),
+    batchnorm=st.booleans(),
+    lr=st.sampled_from([0.01, 0.02, 0.5]),
+    restarted=st.booleans(),
+)
+def test_changes_names_exactly_the_switches_that_changed(
+    activation: ActivationName, depth: int, batchnorm: bool, lr: float, restarted: bool
+) -> None:
+    old = RELU_BN
+    assert old.config is not None
+    config = (
+        old.config.with_activation(activation)
+        .with_depth(depth)
+        .with_batchnorm(batchnorm)
+        .with_lr(lr)
+    )
+    new = replace(old, config=config, lr=lr, run_id=old.run_id + restarted)
+    said = changes(old, new)
+    expected = {
+        "activation": activation != old.config.model.activation,
+        "hidden layers": depth != old.config.model.depth,
+        "batch-norm": batchnorm != old.config.model.batchnorm,
+        "learning rate": lr != old.lr,
+        "restarted": restarted,
+    }
+    if not any(expected.values()):
+        assert said == []
+        return
+    assert len(said) == 1
+    for words, changed in expected.items():
+        assert (words in said[0]) == changed, (words, said)
 
 
 # -- the monitor ----------------------------------------------------------------------------------

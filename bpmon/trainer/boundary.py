@@ -12,9 +12,9 @@ Conventions:
   larger one, so that the plane is square and a unit of ``x1`` is as long as a unit of ``x2``:
   a circle stays round. Points that all coincide get a span of 2 around them. The extent is
   fixed for a run (it depends on the data only), so the picture does not jump as the net learns.
-- Grid: ``SIZE x SIZE`` pixels, row-major, row 0 at the top (the highest ``x2``), column 0 at
-  the left (the lowest ``x1``). Pixel ``(row, col)`` is the network's answer at its centre:
-  ``x1 = x1_lo + (col + 0.5) * span / SIZE``, ``x2 = x2_hi - (row + 0.5) * span / SIZE``.
+- Grid: ``N x N`` pixels (``N`` = :data:`RESOLUTION`), row-major, row 0 at the top (the highest
+  ``x2``), column 0 at the left (the lowest ``x1``). Pixel ``(row, col)`` is the network's answer
+  at its centre: ``x1 = x1_lo + (col + 0.5) * span / N``, ``x2 = x2_hi - (row + 0.5) * span / N``.
 - Each pixel holds the predicted class, decided as the prediction table decides it (a single
   sigmoid output: class 1 when above 0.5; otherwise the argmax), and a confidence: how far the
   winning probability ``p`` stands above chance, ``(p - 1/C) / (1 - 1/C)`` for ``C`` classes,
@@ -41,7 +41,7 @@ from bpmon.data import Dataset
 from bpmon.engine.activations import Array
 from bpmon.engine.network import Network
 
-SIZE = 64
+RESOLUTION = 64
 MARGIN = 0.1
 MAX_POINTS = 400
 UNKNOWN = 255
@@ -109,7 +109,7 @@ class Plane:
         centre = (lo + hi) / 2
         self.x1 = (float(centre[0] - span / 2), float(centre[0] + span / 2))
         self.x2 = (float(centre[1] - span / 2), float(centre[1] + span / 2))
-        offsets = (np.arange(SIZE) + 0.5) * (span / SIZE)
+        offsets = (np.arange(RESOLUTION) + 0.5) * (span / RESOLUTION)
         cols, rows = np.meshgrid(self.x1[0] + offsets, self.x2[1] - offsets)
         self.inputs: Array = np.column_stack([cols.ravel(), rows.ravel()]).astype(dtype)
         self.n_classes = max(len(data.classes), 2)
@@ -136,7 +136,7 @@ class Plane:
             axes=self.axes,
             x1=self.x1,
             x2=self.x2,
-            size=SIZE,
+            size=RESOLUTION,
             n_classes=self.n_classes,
             classes=classes.astype(np.uint8).tobytes(),
             confidence=np.rint(sure * 255).astype(np.uint8).tobytes(),

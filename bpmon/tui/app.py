@@ -85,10 +85,7 @@ _TALL = 40
 _RECORDED = "This is a recorded run: keys that change training do not apply."
 _NOT_LIVE = "That key does nothing here: this is not a live run."
 _QUIT_READER = "Quit (the file is only read: its writer goes on)"
-_NO_BOUNDARY = (
-    "v: a run file holds no network to ask, so there is no decision boundary to draw; "
-    "it needs a live run."
-)
+_NO_BOUNDARY = "v: a run file has no network to draw a decision boundary with."
 
 
 def _key(

@@ -117,7 +117,7 @@ def test_a_pixel_whose_output_is_not_finite_is_unknown() -> None:
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.floats(-1e6, 1e6), st.floats(-1e6, 1e6), st.integers(0, 2)),
+        st.tuples(st.floats(-1e300, 1e300), st.floats(-1e6, 1e6), st.integers(0, 2)),
         min_size=1,
         max_size=2 * MAX_POINTS + 50,
     )
@@ -136,6 +136,8 @@ def test_every_point_lies_inside_the_plane_with_its_class(
         assert point == Point(*rows[j * stride])
         u, v = b.locate(point)
         assert 0 < u < 1 and 0 < v < 1
+    assert all(math.isfinite(x) for x in (*b.x1, *b.x2))
+    assert set(b.classes) <= {0, 1, 2}
 
 
 def test_unavailable_names_what_is_not_2d() -> None:

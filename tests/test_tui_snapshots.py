@@ -152,7 +152,7 @@ def test_findings_modal(snap_compare: SnapCompare) -> None:
 async def _boundary_shown(pilot: Pilot[Any]) -> None:
     await wait_shows(pilot, "PAUSED", "q quit")
     await press(pilot, "v")
-    await wait_shows(pilot, "decision boundary", "step 3,000")
+    await wait_shows(pilot, "decision boundary", "train (240)")
     await settle(pilot)
 
 

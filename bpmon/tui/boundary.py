@@ -40,6 +40,8 @@ PALETTE = 6
 # Below this confidence (of 255: the winning probability less than halfway from chance to
 # certain) a pixel is painted in its class's unsure shade.
 UNSURE = 128
+# bytes.translate table: a confidence byte to 1 where the pixel is painted sure, else 0.
+_SURE = bytes(int(c >= UNSURE) for c in range(256))
 HALF_BLOCK = "▀"
 TRAIN_MARK = "●"
 TEST_MARK = "○"
@@ -61,15 +63,18 @@ def _components() -> set[str]:
 class BoundaryPanel(SnapshotView):
     """The snapshot's decision boundary; shown by the app while the snapshot has one."""
 
-    # A boundary comes at most four times a second (bpmon.trainer.boundary.INTERVAL).
-    REDRAW_INTERVAL = 0.25
+    # No cadence of its own: a new boundary comes at most four times a second (the trainer's
+    # bpmon.trainer.boundary.INTERVAL), and a snapshot that brings none costs draw() a
+    # comparison. So a repaint always goes out with the frame that brought the snapshot, never
+    # in a frame of its own from a timer.
+    REDRAW_INTERVAL = 0.0
 
     COMPONENT_CLASSES: ClassVar[set[str]] = _components()
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._lines: list[Strip] = []
-        self._painted: tuple[Boundary, tuple[int, int], tuple[str, ...]] | None = None
+        self._painted: tuple[Hashable, ...] | None = None
 
     def on_mount(self) -> None:
         self.border_title = "decision boundary"
@@ -78,17 +83,31 @@ class BoundaryPanel(SnapshotView):
         return (self.app.no_color,)
 
     def draw(self, snapshot: Snapshot) -> None:
-        self.border_subtitle = _accuracy(snapshot)
+        subtitle = _accuracy(snapshot)
+        # Setting a border title repaints the whole panel, even to the same text.
+        if subtitle != self.border_subtitle:
+            self.border_subtitle = subtitle
         boundary = snapshot.boundary
         if boundary is None:
             return
         size = (self.size.width, self.size.height)
-        painted = (boundary, size, snapshot.classes)
-        if self._painted is not None and all(
-            a is b or a == b for a, b in zip(painted, self._painted, strict=True)
-        ):
+        # What the picture shows: a boundary whose classes and sure/unsure pixels are those
+        # already on the screen (a net that has settled) costs no repaint and no bytes.
+        picture = (
+            boundary.classes,
+            boundary.confidence.translate(_SURE),
+            boundary.x1,
+            boundary.x2,
+            boundary.axes,
+            boundary.train,
+            boundary.test,
+            size,
+            snapshot.classes,
+            self.app.no_color,
+        )
+        if picture == self._painted:
             return
-        self._painted = painted
+        self._painted = picture
         self._lines = self._paint(boundary, snapshot.classes, *size)
         self.refresh()
 
@@ -263,7 +282,6 @@ def _legend(boundary: Boundary, names: tuple[str, ...], mono: bool) -> list[tupl
     lines.append((None, ""))
     lines.append((None, f"→ {boundary.axes[0]} {left:.3g}…{right:.3g}"))
     lines.append((None, f"↑ {boundary.axes[1]} {bottom:.3g}…{top:.3g}"))
-    lines.append((None, f"step {boundary.step:,}"))
     return lines
 
 

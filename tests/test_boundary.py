@@ -226,7 +226,8 @@ def test_the_trainer_says_why_on_data_that_is_not_2d() -> None:
 
 
 def panel_shown(screen: str) -> bool:
-    return "decision boundary" in screen and "predictions" not in screen
+    """The panel in the table's place, painted (its legend counts the training points)."""
+    return "decision boundary" in screen and "train (" in screen and "predictions" not in screen
 
 
 def test_v_on_xor_shows_the_panel_which_follows_training_and_v_hides_it() -> None:

@@ -10,10 +10,11 @@ Conventions:
 - Extent: the bounding box of the training and test points, each side widened by
   :data:`MARGIN` of the larger span, then the smaller span widened about its centre to the
   larger one, so that the plane is square and a unit of ``x1`` is as long as a unit of ``x2``:
-  a circle stays round. Points that all coincide get a span of 2 around them (wider beyond
-  10^6, where 2 nears a float's precision). Non-finite points, which only a data set handed to
-  the trainer directly can hold, are left out. The extent is fixed for a run (it depends on the
-  data only), so the picture does not jump as the net learns.
+  a circle stays round. The span is at least a millionth of the coordinates' magnitude
+  (points near 10^15 must not round onto the edges), and 2 for a single point at the origin.
+  Non-finite points, which only a data set handed to the trainer directly can hold, are left
+  out. The extent is fixed for a run (it depends on the data only), so the picture does not
+  jump as the net learns.
 - Grid: ``N x N`` pixels (``N`` = :data:`RESOLUTION`), row-major, row 0 at the top (the highest
   ``x2``), column 0 at the left (the lowest ``x1``). Pixel ``(row, col)`` is the network's answer
   at its centre: ``x1 = x1_lo + (col + 0.5) * span / N``, ``x2 = x2_hi - (row + 0.5) * span / N``.
@@ -48,6 +49,7 @@ MARGIN = 0.1
 MAX_POINTS = 400
 UNKNOWN = 255
 _LARGEST = float(np.finfo(np.float64).max)
+_PRECISION = 1e-6
 # Seconds of training between two boundaries while a run trains: a 64x64 grid through the
 # network is a forward pass over 4,096 points, which next to a step of a small network is
 # expensive (see the benchmark "boundary"); a picture four times a second is enough to watch.
@@ -113,9 +115,9 @@ class Plane:
         # Halves first: points near +-1.8e308 must not overflow the span or the centre.
         centre = lo / 2 + hi / 2
         half = float(np.max(hi / 2 - lo / 2)) * (1 + 2 * MARGIN)
-        if not half > 0:
-            # One point (or all on it): a span of 2, or wider where 1 is below its precision.
-            half = max(1.0, float(np.max(np.abs(centre))) * 1e-6)
+        # Never narrower than a millionth of the coordinates' size, so that the edges and the
+        # pixel centres stay apart in floating point far from the origin; 1 for one point.
+        half = max(half, float(np.max(np.abs(centre))) * _PRECISION) or 1.0
         span = 2 * min(half, _LARGEST / 2)
         self.x1 = (float(centre[0] - span / 2), float(centre[0] + span / 2))
         self.x2 = (float(centre[1] - span / 2), float(centre[1] + span / 2))

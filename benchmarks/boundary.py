@@ -116,7 +116,8 @@ def run(settings: Settings) -> list[Figure]:
                 op=">=",
                 bpmon=rate,
                 value=rate,
-                note="the panel redraws at most 4 times a second, when a new boundary came",
+                note="the panel repaints only in a frame that brings a new boundary (at most 4 a "
+                "second) and adds no frames of its own",
             )
         )
     return figures

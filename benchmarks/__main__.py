@@ -27,6 +27,7 @@ GROUPS = ("cli", "xor", "mlp", "memory", "tui", "terminal")
 GROUPS += ("bridge",)  # bpmon.torch's cost (benchmarks/bridge.py); skipped without torch
 GROUPS += ("watch",)  # bpmon watch on a run file of 10^6 lines (benchmarks/watch.py)
 GROUPS += ("csvload",)  # reading a CSV file of 10^6 rows vs np.loadtxt (benchmarks/csvload.py)
+GROUPS += ("boundary",)  # the app with the decision boundary open (benchmarks/boundary.py)
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
 
 

@@ -22,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from rich.console import RenderableType
+from textual import events
 from textual.screen import Screen
 
 from benchmarks.harness import Figure, Settings, interleave, median, paired_ratio
@@ -75,12 +76,25 @@ def headless_rate(warm: float, window: float) -> float:
         trainer.stop()
 
 
-def app_rate(warm: float, window: float) -> float:
-    """Steps/s of the same trainer while the app shows it."""
+async def open_boundary(app: BpmonApp, trainer: Trainer) -> None:
+    """Press v, as a user does, and wait until the snapshots carry the boundary."""
+    app.post_message(events.Key("v", "v"))
+    while trainer.latest().boundary is None:
+        await asyncio.sleep(0.01)
+
+
+def app_rate(
+    warm: float, window: float, size: tuple[int, int] = SIZE, boundary: bool = False
+) -> float:
+    """Steps/s of the same trainer while the app shows it (with the decision boundary open
+    when ``boundary``)."""
 
     async def main() -> float:
         trainer = watched_trainer()
-        async with BpmonApp(trainer).run_test(size=SIZE):
+        app = BpmonApp(trainer)
+        async with app.run_test(size=size):
+            if boundary:
+                await open_boundary(app, trainer)
             await asyncio.sleep(warm)
             first = trainer.latest()
             await asyncio.sleep(window)

@@ -38,6 +38,10 @@ FIGURES = (
     "watch_append_s",
     "csv_load_s",
     "csv_load_peak_mb",
+    "boundary_vs_headless_80x24",
+    "boundary_vs_headless_160x48",
+    "boundary_fps_80x24",
+    "boundary_fps_160x48",
 )
 TORCH_FIGURES = {
     "xor_trainer_vs_torch",

@@ -147,3 +147,26 @@ def test_findings_modal(snap_compare: SnapCompare) -> None:
 
     app = BpmonApp(vanishing_trainer())
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+async def _boundary_shown(pilot: Pilot[Any]) -> None:
+    await wait_shows(pilot, "PAUSED", "q quit")
+    await press(pilot, "v")
+    await wait_shows(pilot, "decision boundary", "train (240)")
+    await settle(pilot)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def test_decision_boundary(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    # The spiral's three arms after 3,000 steps, with v: the panel in the table's place.
+    app = paused_app("spiral", 3000)
+    assert snap_compare(app, terminal_size=size, run_before=_boundary_shown)
+
+
+def test_decision_boundary_without_colour(
+    snap_compare: SnapCompare, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NO_COLOR: Textual removes every colour, so the classes are characters instead.
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = paused_app("spiral", 3000)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_boundary_shown)

@@ -24,6 +24,8 @@ CommandKind = Literal[
     "depth",
     "batchnorm",
     "lr",
+    # The decision boundary in the snapshots (bpmon.trainer.boundary): amount 1 on, 0 off.
+    "boundary",
     # A replay's cursor (bpmon.sources): one snapshot on (amount +1 / -1), the first, the last,
     # and the playback speed (amount: the factor).
     "seek",

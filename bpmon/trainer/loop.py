@@ -29,6 +29,7 @@ from bpmon.config import RunConfig, validate
 from bpmon.data import Dataset
 from bpmon.diagnosis import Diagnosis
 from bpmon.errors import BpmonError
+from bpmon.trainer.boundary import BoundaryFeed
 from bpmon.trainer.commands import (
     RESTARTING_INTENTS,
     TRAINER_COMMANDS,
@@ -79,6 +80,8 @@ class Trainer:
         self._rate_mark = (self._t_start, 0)
         self._run = Run.build(validate(config, preset or "config"), data)
         self._diagnosis = Diagnosis()
+        # The decision boundary, computed only while a consumer has asked for it (key v).
+        self._boundary = BoundaryFeed()
         if self._run.data.notes:
             # What the data module assumed about a user's file: said once, at the start.
             self._say("data: " + "; ".join(self._run.data.notes))
@@ -200,6 +203,10 @@ class Trainer:
             self._event("toggle")
         elif kind in ("pause", "resume"):
             self._event(kind)
+        elif kind == "boundary":
+            why = self._boundary.ask(command.amount > 0, self._run.data)
+            if why:
+                self._say(why)
         elif kind == "step" and self._state == "paused":
             outcome = self._run.train_step()
             if outcome is not None:
@@ -273,6 +280,9 @@ class Trainer:
                 message=self._message,
                 notice=self._notice,
                 notice_id=self._notice_id,
+                boundary=self._boundary.of(
+                    run.net, run.data, run.step, now, self._state == "running"
+                ),
             ),
         )
 

@@ -1,8 +1,9 @@
 """What a run looks like at one moment: the immutable :class:`Snapshot` every consumer reads.
 
-A snapshot holds only tuples, floats, ints and strings (and frozen dataclasses of them), so a
-reader on another thread can never see an array the training loop is writing into. The panels,
-the headless report and the ``--record`` lines are all drawn from snapshots and nothing else.
+A snapshot holds only tuples, floats, ints, strings and bytes (and frozen dataclasses of them),
+so a reader on another thread can never see an array the training loop is writing into. The
+panels, the headless report and the ``--record`` lines are all drawn from snapshots and nothing
+else.
 
 :func:`snapshot_of` is the one place that turns the state of a run into a snapshot: telemetry,
 accuracy and predictions are computed here, only when a snapshot is due, never on every step.
@@ -19,6 +20,7 @@ from bpmon.config import RunConfig, Thresholds
 from bpmon.engine.activations import Array
 from bpmon.finding import Finding
 from bpmon.telemetry import LayerStats, collect
+from bpmon.trainer.boundary import Boundary
 from bpmon.trainer.run import Run
 from bpmon.trainer.states import State
 
@@ -58,6 +60,10 @@ class Snapshot:
 
     ``findings`` are what :mod:`bpmon.diagnosis` makes of the recent snapshots, most severe
     first; the source that publishes the snapshot computes them, never a panel.
+
+    ``boundary`` is the network's answer over the input plane (:mod:`bpmon.trainer.boundary`),
+    present only while a consumer has asked for it (key ``v``) and the data is 2-D; it is
+    recomputed at its own, slower cadence, so consecutive snapshots may share one.
     """
 
     run_id: int
@@ -98,6 +104,7 @@ class Snapshot:
     r2: float | None = None
     test_r2: float | None = None
     notes: tuple[str, ...] = ()
+    boundary: Boundary | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,7 @@ class LoopFacts:
     message: str
     notice: str
     notice_id: int
+    boundary: Boundary | None = None
 
 
 def correct_rows(output: Array, y: Array) -> Array:
@@ -196,6 +204,7 @@ def snapshot_of(run: Run, facts: LoopFacts) -> Snapshot:
         r2=train_value if regression else None,
         test_r2=test_value if regression else None,
         notes=run.data.notes,
+        boundary=facts.boundary,
     )
 
 

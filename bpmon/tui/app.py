@@ -36,6 +36,7 @@ from bpmon.config import HIDDEN_ACTIVATIONS, MAX_DEPTH, MIN_DEPTH
 from bpmon.trainer import Command, CommandKind, Snapshot
 
 from .banner import DivergenceBanner
+from .boundary import BoundaryPanel
 from .findings import FindingsScreen, FindingsStrip
 from .gradients import GradientPanel
 from .help import HelpScreen
@@ -73,6 +74,7 @@ _COMMANDS: dict[str, CommandKind] = {
     "first": "home",
     "last": "end",
     "speed": "speed",
+    "boundary": "boundary",
 }
 # Keys that change training: on a source that does not train, they say so (once).
 _TRAINING_KEYS = "space,n,r,a,A,shift+a,plus,minus,b,right_square_bracket,left_square_bracket"
@@ -85,6 +87,7 @@ _NOT_LIVE = "That key does nothing here: this is not a live run."
 _QUIT_READER = "Quit (the file is only read: its writer goes on)"
 # Textual's own keys, for the gradient rows and the table when they do not fit.
 FOCUS_ROW = ("tab", "Focus the next panel; ↑ ↓ pgup pgdn scroll it")
+_NO_BOUNDARY = "v: a run file has no network to draw a decision boundary with."
 
 
 def _key(
@@ -170,6 +173,16 @@ class BpmonApp(App[None]):
         # A training key on a source that does not train: after the keys above, so that it is
         # reached only when they do not apply.
         *(_key(key, "not_applicable") for key in _TRAINING_KEYS.split(",")),
+        # The decision boundary: a live run's (the trainer says why on data that is not 2-D);
+        # on a run file the second binding says why not.
+        _key(
+            "v",
+            "boundary",
+            "boundary",
+            "Decision boundary over the input plane (2-D data), on/off",
+            show=False,
+        ),
+        _key("v", "no_boundary"),
         # Every source's keys.
         _key(
             "f",
@@ -196,6 +209,9 @@ class BpmonApp(App[None]):
     """Wide enough for the step-1 bars beside the current ones."""
     finding_rows: reactive[int] = reactive(_FINDING_ROWS_SHORT, repaint=False)
     """How many lines the findings strip may take."""
+    boundary_shown: reactive[bool] = reactive(False, repaint=False)
+    """Whether the snapshot carries a decision boundary (``v``): its panel then takes the
+    prediction table's place."""
 
     def __init__(self, source: Source) -> None:
         super().__init__()
@@ -219,6 +235,7 @@ class BpmonApp(App[None]):
                         BpmonApp.snapshot, log_y=BpmonApp.log_scale
                     )
                     yield PredictionPanel(id="predictions").data_bind(BpmonApp.snapshot)
+                    yield BoundaryPanel(id="boundary").data_bind(BpmonApp.snapshot)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -253,6 +270,7 @@ class BpmonApp(App[None]):
     def watch_snapshot(self, old: Snapshot | None, new: Snapshot | None) -> None:
         if new is None:
             return
+        self.boundary_shown = new.boundary is not None
         if self.pending and (
             new.state == self.pending
             or new.state not in ("running", "paused")
@@ -266,6 +284,9 @@ class BpmonApp(App[None]):
         for message, title, severity in news(old, new):
             # Not markup: a notice quotes values such as "[4, 4]" that markup would eat.
             self.notify(message, title=title, severity=severity, markup=False)
+
+    def watch_boundary_shown(self, shown: bool) -> None:
+        self.query_one("#lower").set_class(shown, "-boundary")
 
     # -- keys: each one is an intent sent to the source, which decides what it means -----------
 
@@ -337,6 +358,13 @@ class BpmonApp(App[None]):
 
     def action_lr(self, factor: float) -> None:
         self._send("lr", factor)
+
+    def action_boundary(self) -> None:
+        # On or off by what the trainer last published, so the key always does what it shows.
+        self._send("boundary", 0.0 if self.source.latest().boundary is not None else 1.0)
+
+    def action_no_boundary(self) -> None:
+        self.notify(_NO_BOUNDARY, severity="warning")
 
     # A replay's cursor: the source moves it and publishes the snapshot under it.
 

@@ -326,6 +326,20 @@ def test_a_refused_key_says_which_run_refused_it() -> None:
     drive(app, body, size=WIDE)
 
 
+def test_v_says_the_boundary_is_for_one_run_and_neither_trainer_draws_one() -> None:
+    a, b, app = compare_app()
+
+    async def body(pilot: Pilot[Any]) -> None:
+        await wait_shows(pilot, "A ━━ xor")
+        await press(pilot, "v")
+        await wait_shows(pilot, "not with --compare")
+        await press(pilot, "n")
+        await wait_latest(pilot, a, lambda s: s.step == 4, "A stepped")
+        assert a.latest().boundary is None and b.latest().boundary is None
+
+    drive(app, body, size=WIDE)
+
+
 def test_tab_moves_the_focus_with_the_keys_and_help_says_what_it_does() -> None:
     _, _, app = compare_app()
 

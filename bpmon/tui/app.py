@@ -88,6 +88,7 @@ _QUIT_READER = "Quit (the file is only read: its writer goes on)"
 # Textual's own keys, for the gradient rows and the table when they do not fit.
 FOCUS_ROW = ("tab", "Focus the next panel; ↑ ↓ pgup pgdn scroll it")
 _NO_BOUNDARY = "v: a run file has no network to draw a decision boundary with."
+_NO_BOUNDARY_HERE = "v: the decision boundary is drawn for one run at a time, not with --compare."
 
 
 def _key(
@@ -116,6 +117,8 @@ class BpmonApp(App[None]):
     # subclass is instantiated.
     CSS_PATH = Path(__file__).with_name("bpmon.tcss")
     TITLE = "bpmon"
+    SHOWS_BOUNDARY = True
+    """Whether the layout has the decision-boundary panel (``v``)."""
     ENABLE_COMMAND_PALETTE = False
     # Textual annotates these as `ClassVar[...] | None`, which mypy reads as instance variables,
     # so a ClassVar annotation here would be an error; hence the noqa.
@@ -286,7 +289,9 @@ class BpmonApp(App[None]):
             self.notify(message, title=title, severity=severity, markup=False)
 
     def watch_boundary_shown(self, shown: bool) -> None:
-        self.query_one("#lower").set_class(shown, "-boundary")
+        # On the app, not on the panels' container: it holds whichever screen is on top (help)
+        # and whatever layout a subclass composes.
+        self.set_class(shown, "-boundary")
 
     # -- keys: each one is an intent sent to the source, which decides what it means -----------
 
@@ -296,6 +301,8 @@ class BpmonApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Only the keys the source understands act, and show in the footer and the help."""
+        if action == "boundary" and not self.SHOWS_BOUNDARY:
+            return False
         if action in _COMMANDS:
             return self.source.supports(_COMMANDS[action])
         if action == "toggle_pause":
@@ -364,7 +371,7 @@ class BpmonApp(App[None]):
         self._send("boundary", 0.0 if self.source.latest().boundary is not None else 1.0)
 
     def action_no_boundary(self) -> None:
-        self.notify(_NO_BOUNDARY, severity="warning")
+        self.notify(_NO_BOUNDARY if self.SHOWS_BOUNDARY else _NO_BOUNDARY_HERE, severity="warning")
 
     # A replay's cursor: the source moves it and publishes the snapshot under it.
 

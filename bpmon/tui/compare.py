@@ -203,6 +203,9 @@ class CompareApp(BpmonApp, inherit_bindings=False):
     """The monitor of two sources side by side; the keys act on ``source``, the active one,
     which ``tab`` swaps. Takes two sources that have not been started."""
 
+    # Two columns leave no room for a plane; v says so (the trainers never compute one).
+    SHOWS_BOUNDARY = False
+
     BINDINGS: ClassVar[list[BindingType]] = [
         *BpmonApp.BINDINGS,
         _key(

@@ -7,6 +7,8 @@ How often a panel turns what it is given into a picture is decided here, for all
 - while a run trains, a panel redraws at most once per its ``REDRAW_INTERVAL`` seconds; the
   newest snapshot that arrived in between is drawn when the interval is up, so the last one
   before a long step is not lost;
+- a run paced at most :data:`EVERY_STEP_PACE` steps per second redraws at every snapshot, so
+  that each step is seen (the pace itself bounds the redraws);
 - anything else redraws at once: a new run, a new state (a pause, a divergence), a move of a
   replay's cursor (``marker_step``: left/right must answer at once), a new size, or a change in
   what the panel's :meth:`SnapshotView.context` returns (the loss axis, the step-1 bars), and
@@ -31,7 +33,10 @@ from textual.widget import Widget
 
 from bpmon.trainer import Snapshot
 
-__all__ = ["SnapshotView", "TextLine"]
+__all__ = ["EVERY_STEP_PACE", "SnapshotView", "TextLine"]
+
+# The app shows 12 frames a second: a run paced at most this fast gets a frame for each step.
+EVERY_STEP_PACE = 12.0
 
 
 class SnapshotView(Widget):
@@ -89,7 +94,8 @@ class SnapshotView(Widget):
                 if drawn is snapshot:
                     return
                 wait = self._drawn_at + self.REDRAW_INTERVAL - time.monotonic()
-                if snapshot.state == "running" and wait > 0:
+                paced = snapshot.pace <= EVERY_STEP_PACE
+                if snapshot.state == "running" and wait > 0 and not paced:
                     if self._timer is None:
                         self._timer = self.set_timer(wait, self._on_due)
                     return

@@ -464,3 +464,25 @@ def test_set_refuses_what_validate_refuses() -> None:
         apply_intent(config, Command("set", key="train.nothing", value=1))
     with pytest.raises(BpmonError, match="expected one of"):
         apply_intent(config, Command("set", key="model.init", value="zeros"))
+
+
+# -- in a real terminal ---------------------------------------------------------------------------
+
+
+def test_speed_flag_and_the_new_keys_in_tmux_at_80x24() -> None:
+    from test_tmux import TMUX, session
+
+    if TMUX is None:
+        pytest.skip("tmux is not installed")
+    with session("xterm-256color", "--preset", "xor", "--speed", "10") as pane:
+        screen = pane.wait_for(lambda s: "pace 10/s  xor" in s, "the pace from --speed")
+        assert all(len(line) <= 80 for line in screen.splitlines())
+        pane.keys(">", literal=True)
+        pane.wait_for(lambda s: "pace 100/s  xor" in s, "pace 100 after >")
+        for key, shown in (("i", "he sgd"), ("o", "he momentum"), ("d", "circle he momentum")):
+            pane.keys(key)
+            pane.wait_for(lambda s, shown=shown: f"2-4-1 sigmoid  {shown}" in s, f"{key}: {shown}")
+        pane.keys("m")
+        pane.wait_for(lambda s: "circle he momentum batch 64" in s, "m: batch 64")
+        pane.keys("q")
+        pane.wait_for(lambda s: "BPMON-EXITED-0" in s, "exit status 0 after q", timeout=5.0)

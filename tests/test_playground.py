@@ -486,3 +486,29 @@ def test_speed_flag_and_the_new_keys_in_tmux_at_80x24() -> None:
         pane.wait_for(lambda s: "circle he momentum batch 64" in s, "m: batch 64")
         pane.keys("q")
         pane.wait_for(lambda s: "BPMON-EXITED-0" in s, "exit status 0 after q", timeout=5.0)
+
+
+def test_a_replays_palette_offers_its_own_keys_and_no_settings() -> None:
+    from test_tui_runfiles import RUN_V1
+
+    from bpmon.sources import RunFileSource
+    from bpmon.tui.app import BpmonApp
+    from bpmon.tui.palette import entries
+
+    source = RunFileSource(str(RUN_V1), "replay")
+    source.open_now()
+    app = BpmonApp(source)
+
+    async def body(pilot: Pilot[Any]) -> None:
+        texts = [entry.text for entry in entries(app)]
+        assert "Play / pause the replay (from the start when at the end)" in texts
+        assert not [t for t in texts if t.startswith(("Preset:", "Pace:", "Data set:"))]
+        assert "Pause or resume training" not in texts
+        await press(pilot, "ctrl+p")
+        await press(pilot, *"first")
+        await wait_shows(pilot, "The first snapshot")
+        await pilot.pause(0.2)
+        await press(pilot, "enter")
+        await wait_shows(pilot, "snapshot 1/")
+
+    drive(app, body, size=(100, 30))

@@ -256,7 +256,7 @@ class BpmonApp(App[None]):
         self.source = source
         self._notice_id: int | None = None
         self._told_not_applicable = False
-        self._told_no_data = False
+        self._told_no_data: int | None = None
 
     def compose(self) -> ComposeResult:
         yield TooSmall(id="too-small").data_bind(BpmonApp.terminal_size)
@@ -421,9 +421,10 @@ class BpmonApp(App[None]):
     def action_cycle(self, key: str) -> None:
         config = self.source.latest().config
         if key == "data.name" and config is not None and (why := data_refusal(config)):
-            # Said once: the trainer would refuse every press with the same words.
-            if not self._told_no_data:
-                self._told_no_data = True
+            # Said once a run: the trainer would refuse every press with the same words.
+            run_id = self.source.latest().run_id
+            if self._told_no_data != run_id:
+                self._told_no_data = run_id
                 self.notify(f"key d: {why}", severity="warning", markup=False)
             return
         self._send("cycle", 1, key=key)

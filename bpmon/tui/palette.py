@@ -87,7 +87,7 @@ class PaletteCommands(Provider):
 def entries(app: BpmonApp) -> list[Entry]:
     """The palette's entries for ``app``'s source: what does not apply to it is left out."""
     found: list[Entry] = []
-    if app.applies("set"):
+    if app.source.supports("set"):
         found += _preset_entries(app)
         for setting in SETTINGS:
             for value in setting.values:
@@ -98,7 +98,7 @@ def entries(app: BpmonApp) -> list[Entry]:
                         partial(app.apply_setting, setting.key, value),
                     )
                 )
-    if app.applies("pace"):
+    if app.source.supports("pace"):
         for pace in reversed(PACES):
             found.append(
                 Entry(f"Pace: {format_pace(pace)}", "keys < >", partial(app.set_pace, pace))

@@ -512,3 +512,17 @@ def test_a_replays_palette_offers_its_own_keys_and_no_settings() -> None:
         await wait_shows(pilot, "snapshot 1/")
 
     drive(app, body, size=(100, 30))
+
+
+def test_a_pace_that_is_not_positive_is_refused_with_a_notice() -> None:
+    trainer, app = make_app("xor", pace=10)
+
+    async def body(pilot: Pilot[Any]) -> None:
+        app.set_pace(0.0)
+        await wait_latest(pilot, trainer, lambda s: bool(s.notice), "the refusal")
+        assert trainer.latest().notice == "The pace must be more than 0 steps/s, not 0.0."
+        assert trainer.pace == 10
+        with pytest.raises(ValueError, match="pace must be > 0"):
+            Trainer(load_preset("xor").config, pace=-1)
+
+    drive(app, body)

@@ -76,8 +76,9 @@ class Trainer:
         self.preset = preset
         self.interval = interval
         self._pace = pace
-        # When the next paced step is due (perf_counter seconds).
+        # When the next paced step, and at fast paces the next snapshot, are due (perf_counter).
         self._pace_due = 0.0
+        self._publish_due = 0.0
         self.on_snapshot = on_snapshot
         self._commands: queue.Queue[Command] = queue.Queue()
         self._stopping = threading.Event()
@@ -96,7 +97,6 @@ class Trainer:
         if self._run.data.notes:
             # What the data module assumed about a user's file: said once, at the start.
             self._say("data: " + "; ".join(self._run.data.notes))
-        self._publish_due = 0.0
         self._latest = replace(self._snapshot(), pace=pace)
 
     # -- the consumer's side -------------------------------------------------------------------
@@ -253,7 +253,11 @@ class Trainer:
             self._apply(command)
         elif kind == "pace":
             if command.value is not None:
-                self._pace = float(command.value)
+                pace = float(command.value)
+                if pace > 0:
+                    self._pace = pace
+                else:
+                    self._say(f"The pace must be more than 0 steps/s, not {command.value!r}.")
             else:
                 self._pace, notice = next_pace(self._pace, command.amount)
                 if notice:

@@ -526,3 +526,31 @@ def test_a_pace_that_is_not_positive_is_refused_with_a_notice() -> None:
             Trainer(load_preset("xor").config, pace=-1)
 
     drive(app, body)
+
+
+def test_a_panel_draws_every_step_of_a_run_paced_for_watching() -> None:
+    from dataclasses import replace
+
+    from test_tui import Recorder
+    from textual.app import App, ComposeResult
+
+    trainer, _app = make_app("xor")
+    base = replace(trainer.latest(), state="running")
+
+    class Show(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Recorder()
+
+    app = Show()
+
+    async def body(pilot: Pilot[Any]) -> None:
+        panel = app.query_one(Recorder)
+        for step in range(1, 6):
+            panel.snapshot = replace(base, step=step, pace=10.0)
+        assert [step for _, _, step in panel.drawn] == [1, 2, 3, 4, 5]
+        # At 100 steps/s the panel keeps its own cadence (30 s here): one draw.
+        for step in range(6, 11):
+            panel.snapshot = replace(base, step=step, pace=100.0)
+        assert [step for _, _, step in panel.drawn] == [1, 2, 3, 4, 5]
+
+    drive(app, body)

@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import errno
 import json
+import math
 import os
 import shutil
 import stat
@@ -179,6 +180,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="headless: end with one JSON line")
     p.add_argument("--record", metavar="FILE", help="write the run file: a JSON line per snapshot")
     p.add_argument(
+        "--speed",
+        type=_speed,
+        metavar="N",
+        help="the monitor: start at N training steps per second, or 'full' (the default); "
+        "< and > change it",
+    )
+    p.add_argument(
         "--every",
         type=_checked(Rule("int", low=1)),
         metavar="N",
@@ -251,6 +259,19 @@ def _parser() -> argparse.ArgumentParser:
         help="write the preset file that reproduces this run, then run it",
     )
     return p
+
+
+def _speed(text: str) -> float:
+    """``--speed``: ``full`` (inf) or a number of steps per second > 0."""
+    if text.strip().lower() == "full":
+        return math.inf
+    try:
+        value: float = Rule("float", low=0, low_open=True).parse(text)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(
+            f"{show_value(text)}: expected 'full' or a number of steps per second > 0"
+        ) from None
+    return value
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -449,6 +470,8 @@ def _main(args: argparse.Namespace) -> int:
     compare = _compared(args)
     if args.save_preset:
         _save_preset(args.save_preset, config, preset.description)
+    if args.headless and args.speed is not None:
+        raise BpmonError("--speed: the monitor only; headless runs train at full speed")
     if not args.headless:
         given = [
             flag
@@ -553,6 +576,7 @@ def run_monitor(
             on_snapshot=recorder,
             overrides=_overrides_given(args),
             data=data,
+            pace=math.inf if args.speed is None else args.speed,
         )
         if compare is not None:
             other = build_trainer(
@@ -577,6 +601,7 @@ def build_trainer(
     on_snapshot: Callable[[Snapshot], None] | None = None,
     overrides: str = "",
     data: Dataset | None = None,
+    pace: float = math.inf,
 ) -> Trainer:
     """A trainer for ``config``; a network the data set cannot feed (a softmax output on a
     binary task, say) or that memory cannot hold is bad input, reported as one line naming the
@@ -584,7 +609,9 @@ def build_trainer(
     from bpmon.trainer import Trainer
 
     try:
-        return Trainer(config, preset.name, interval=interval, on_snapshot=on_snapshot, data=data)
+        return Trainer(
+            config, preset.name, interval=interval, on_snapshot=on_snapshot, data=data, pace=pace
+        )
     except BpmonError as exc:
         message = str(exc)
         if message.startswith(str(preset.path)):

@@ -103,6 +103,12 @@ TRAINER_KEYS = {
     "b",
     "right_square_bracket",
     "left_square_bracket",
+    "i",
+    "o",
+    "d",
+    "m",
+    "less_than_sign",
+    "greater_than_sign",
 }
 
 
@@ -258,8 +264,12 @@ async def watch_answers(pilot: Pilot[Any], path: Path) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_generated_keys_never_end_the_app(case: Case, tmp_path: Path) -> None:
+def test_generated_keys_never_end_the_app(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert sum(c.keys for c in CASES) >= 2000
+    # s saves the run as a preset file in the working directory.
+    monkeypatch.chdir(tmp_path)
     source = case.build(tmp_path)
     app = BpmonApp(source)
     rng = random.Random(case.name)

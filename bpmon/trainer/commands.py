@@ -4,14 +4,33 @@ Keys send *intents* ("one hidden layer more", "next activation", "learning rate 
 configurations: the trainer applies an intent to the configuration it is actually running, so
 two quick presses build on each other, and the result goes through the same
 :func:`bpmon.config.validate` as a preset file and the command line.
+
+Besides the keys' own intents there are two generic ones over a configuration key: ``cycle``
+(the next of the values in :data:`CYCLES`: ``i`` ``o`` ``d`` ``m``) and ``set`` (one value: the
+command palette). Both change the key with :func:`with_value` and both restart the run.
+The pace (steps per second, ``<`` ``>``) is the loop's, not the configuration's: see
+:func:`next_pace`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields, replace
 from typing import Literal, get_args
 
-from bpmon.config import HIDDEN_ACTIVATIONS, LR_MAX, LR_MIN, RunConfig, validate
+from bpmon.config import (
+    HIDDEN_ACTIVATIONS,
+    INITS,
+    LR_MAX,
+    LR_MIN,
+    OPTIMIZERS,
+    TABLES,
+    RunConfig,
+    rule,
+    show_value,
+    validate,
+)
+from bpmon.errors import BpmonError
 
 CommandKind = Literal[
     "pause",
@@ -26,6 +45,11 @@ CommandKind = Literal[
     "lr",
     # The decision boundary in the snapshots (bpmon.trainer.boundary): amount 1 on, 0 off.
     "boundary",
+    # The pace of a live run (amount +1 faster / -1 slower, or ``value`` steps per second).
+    "pace",
+    # A configuration key to its next value in CYCLES (``key``), or to ``value`` (``key``).
+    "cycle",
+    "set",
     # A replay's cursor (bpmon.sources): one snapshot on (amount +1 / -1), the first, the last,
     # and the playback speed (amount: the factor).
     "seek",
@@ -37,22 +61,50 @@ CommandKind = Literal[
 CURSOR_COMMANDS: frozenset[CommandKind] = frozenset({"seek", "home", "end", "speed"})
 TRAINER_COMMANDS: frozenset[CommandKind] = frozenset(get_args(CommandKind)) - CURSOR_COMMANDS
 # The intents that change the configuration and restart the run; "lr" changes it live.
-RESTARTING_INTENTS: tuple[CommandKind, ...] = ("activation", "depth", "batchnorm")
+RESTARTING_INTENTS: tuple[CommandKind, ...] = ("activation", "depth", "batchnorm", "cycle", "set")
+
+# The data sets the playground's ``d`` moves among: the 2-D ones, whose points a person can
+# picture. spiral and blobs are multiclass (a softmax over their classes), the others binary.
+PLAYGROUND_DATASETS: tuple[str, ...] = ("xor", "circle", "moons", "spiral", "blobs")
+MULTICLASS_DATASETS: tuple[str, ...] = ("spiral", "blobs")
+# Mini-batch sizes for ``m``, largest first; 0 is the full batch.
+BATCH_SIZES: tuple[int, ...] = (0, 64, 16, 1)
+# What ``cycle`` steps through, per configuration key: one entry per key of the playground.
+CYCLES: dict[str, tuple[str | int, ...]] = {
+    "model.init": INITS,
+    "train.optimizer": OPTIMIZERS,
+    "data.name": PLAYGROUND_DATASETS,
+    "train.batch_size": BATCH_SIZES,
+}
+# The key a cycle is pressed with, for messages ("key i: ...").
+CYCLE_KEYS: dict[str, str] = {
+    "model.init": "i",
+    "train.optimizer": "o",
+    "data.name": "d",
+    "train.batch_size": "m",
+}
+# The paces ``<`` and ``>`` step through, in steps per second; inf is full speed.
+PACES: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0, math.inf)
 
 
 @dataclass(frozen=True)
 class Command:
     """A request to the training thread.
 
-    ``amount`` goes with the intents: +1 / -1 for ``activation`` (next / previous) and
-    ``depth`` (a layer more / fewer), the factor for ``lr``, and with a replay's ``seek``
-    (snapshots to move) and ``speed`` (the factor). ``config`` goes with ``restart``
-    when the run should restart from another configuration (None: the same one).
+    ``amount`` goes with the intents: +1 / -1 for ``activation`` (next / previous),
+    ``depth`` (a layer more / fewer), ``pace`` (faster / slower) and ``cycle`` (next /
+    previous), the factor for ``lr``, and with a replay's ``seek`` (snapshots to move) and
+    ``speed`` (the factor). ``config`` goes with ``restart`` when the run should restart from
+    another configuration (None: the same one); ``value`` then names it (a preset's name).
+    ``key`` is the dotted configuration key of ``cycle`` and ``set`` (``"model.init"``);
+    ``value`` the value ``set`` gives it, or the steps per second ``pace`` sets.
     """
 
     kind: CommandKind
     amount: float = 0.0
     config: RunConfig | None = None
+    key: str = ""
+    value: str | float | None = None
 
 
 def apply_intent(config: RunConfig, command: Command) -> tuple[RunConfig, str]:
@@ -79,6 +131,12 @@ def apply_intent(config: RunConfig, command: Command) -> tuple[RunConfig, str]:
         return validate(config.with_batchnorm(not config.model.batchnorm), "key b"), ""
     if kind == "lr":
         return _scaled_lr(config, amount)
+    if kind == "cycle":
+        return _cycled(config, command.key, amount)
+    if kind == "set":
+        if command.value is None:
+            raise ValueError("a set intent needs a value")
+        return _set(config, command.key, command.value, "palette"), ""
     raise ValueError(f"{kind!r} is not an intent")
 
 
@@ -92,3 +150,97 @@ def _scaled_lr(config: RunConfig, factor: float) -> tuple[RunConfig, str]:
     elif not lr >= LR_MIN:
         lr, notice = LR_MIN, f"The learning rate stays at least {LR_MIN:g}."
     return validate(config.with_lr(lr), "key ] / ["), notice
+
+
+def with_value(config: RunConfig, key: str, value: object) -> RunConfig:
+    """``config`` with the dotted ``key`` set to ``value`` (not validated).
+
+    A new data set keeps the output and loss when they fit it; between a binary set and a
+    multiclass one, the binary pair (sigmoid + bce) and the multiclass pair (softmax +
+    cross-entropy) trade places, so that cycling through the sets comes back to where it began.
+    """
+    table, name = key.split(".")
+    part = getattr(config, table)
+    new = replace(config, **{table: replace(part, **{name: value})})
+    if key == "data.name":
+        m = new.model
+        pair = (m.output, m.loss)
+        if value in MULTICLASS_DATASETS and pair == ("sigmoid", "bce"):
+            new = replace(new, model=replace(m, output="softmax", loss="cross_entropy"))
+        elif value not in MULTICLASS_DATASETS and pair == ("softmax", "cross_entropy"):
+            new = replace(new, model=replace(m, output="sigmoid", loss="bce"))
+    return new
+
+
+def current_value(config: RunConfig, key: str) -> object:
+    """The value of the dotted ``key`` in ``config``."""
+    table, name = key.split(".")
+    return getattr(getattr(config, table), name)
+
+
+def data_refusal(config: RunConfig) -> str:
+    """Why the data set of ``config`` cannot be changed, or "" when it can."""
+    name = config.data.name
+    if name in PLAYGROUND_DATASETS:
+        return ""
+    sets = ", ".join(PLAYGROUND_DATASETS)
+    return f"the data set changes only among the 2-D sets ({sets}); this run's is {name!r}"
+
+
+def _set(config: RunConfig, key: str, value: str | float | int, source: str) -> RunConfig:
+    """``config`` with ``key`` = ``value``, checked by the key's rule and :func:`validate`."""
+    table, _, name = key.partition(".")
+    if table not in TABLES or name not in {f.name for f in fields(TABLES[table])}:
+        raise BpmonError(f"{source}: unknown key {key!r}")
+    if key == "data.name" and (why := data_refusal(config)):
+        raise BpmonError(f"{source}: {why}")
+    try:
+        value = rule(key).accept(value)
+    except ValueError as exc:
+        raise BpmonError(f"{source}: {key} = {show_value(value)}: expected {exc}") from None
+    return validate(with_value(config, key, value), source)
+
+
+def _cycled(config: RunConfig, key: str, amount: float) -> tuple[RunConfig, str]:
+    """``key`` at its next value in :data:`CYCLES` (the previous one for a negative
+    ``amount``). A value :func:`validate` refuses is skipped, and the notice says why (batch 1
+    with batch-norm), so that a cycle never gets stuck; when every value is refused, so is the
+    intent."""
+    values = CYCLES[key]
+    source = f"key {CYCLE_KEYS.get(key, key)}"
+    current = current_value(config, key)
+    # A value outside the cycle (a preset's batch of 32) starts it from its first value.
+    index = values.index(current) if current in values else -1
+    step = 1 if amount >= 0 else -1
+    refusals: list[str] = []
+    for i in range(1, len(values)):
+        value = values[(index + step * i) % len(values)]
+        try:
+            new = _set(config, key, value, source)
+        except BpmonError as exc:
+            if key == "data.name" and data_refusal(config):
+                raise
+            refusals.append(f"{exc}; skipped")
+            continue
+        return new, "; ".join(refusals)
+    raise BpmonError(refusals[0].removesuffix("; skipped") if refusals else f"{source}: no change")
+
+
+def next_pace(pace: float, amount: float) -> tuple[float, str]:
+    """The pace after ``>`` (``amount`` > 0: the next faster in :data:`PACES`) or ``<`` (the
+    next slower), and a notice when there is none: a pace between two of them (``--speed 5``)
+    steps to the nearer one in the asked direction."""
+    if amount >= 0:
+        faster = [p for p in PACES if p > pace]
+        return (faster[0], "") if faster else (pace, "Full speed is the fastest pace.")
+    slower = [p for p in PACES if p < pace]
+    if slower:
+        return slower[-1], ""
+    return pace, f"{format_pace(pace)} is the slowest pace."
+
+
+def format_pace(pace: float) -> str:
+    """``10.0`` -> ``"10 steps/s"``, ``inf`` -> ``"full speed"``."""
+    if math.isinf(pace):
+        return "full speed"
+    return f"{pace:g} step/s" if pace == 1 else f"{pace:g} steps/s"

@@ -11,6 +11,12 @@ The :class:`Trainer` runs one :class:`~bpmon.trainer.run.Run` at a time and talk
 Nothing else is shared between threads. The per-step path is kept lean because the monitor must
 not slow the training it watches: one step of the run, a cheap ``Queue.empty()`` check and a
 clock read. Its state changes only through :func:`bpmon.trainer.states.after`.
+
+A live run may be *paced* (``pace`` steps per second, ``<`` ``>`` in the monitor) so that a
+person can watch each step: the loop then waits for each step's time on the command queue
+(so that a key is answered at once, never after a blind sleep) and, when the steps come no
+faster than snapshots are due, publishes after every step. Full speed (``pace`` = inf, the
+default) takes the unpaced path, which does no work per step for pacing.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from bpmon.trainer.commands import (
     Command,
     CommandKind,
     apply_intent,
+    next_pace,
 )
 from bpmon.trainer.run import Run
 from bpmon.trainer.snapshot import LoopFacts, Snapshot, snapshot_of
@@ -50,6 +57,7 @@ class Trainer:
 
     ``start()``/``stop()`` run the loop on a background thread (the TUI); ``run()`` runs it in the
     calling thread until the epochs are done or it diverges (the headless CLI, the benchmark).
+    ``pace`` (steps per second, inf for full speed) applies to the background thread only.
     ``on_snapshot`` is called on the training thread with each published snapshot. The config
     is checked by :func:`bpmon.config.validate`; a bad one raises :class:`BpmonError`.
     """
@@ -62,9 +70,16 @@ class Trainer:
         on_snapshot: Callable[[Snapshot], None] | None = None,
         data: Dataset | None = None,
         start_paused: bool = False,
+        pace: float = math.inf,
     ) -> None:
+        if not pace > 0:
+            raise ValueError(f"pace must be > 0 steps per second, not {pace!r}")
         self.preset = preset
         self.interval = interval
+        self._pace = pace
+        # When the next paced step, and at fast paces the next snapshot, are due (perf_counter).
+        self._pace_due = 0.0
+        self._publish_due = 0.0
         self.on_snapshot = on_snapshot
         self._commands: queue.Queue[Command] = queue.Queue()
         self._stopping = threading.Event()
@@ -85,7 +100,7 @@ class Trainer:
         if self._run.data.notes:
             # What the data module assumed about a user's file: said once, at the start.
             self._say("data: " + "; ".join(self._run.data.notes))
-        self._latest = self._snapshot()
+        self._latest = replace(self._snapshot(), pace=pace)
 
     # -- the consumer's side -------------------------------------------------------------------
 
@@ -127,6 +142,11 @@ class Trainer:
         return self._run.steps_per_epoch
 
     @property
+    def pace(self) -> float:
+        """Steps per second of the background thread's loop (inf: full speed)."""
+        return self._pace
+
+    @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
@@ -153,7 +173,10 @@ class Trainer:
             while self._state != "stopped" and not self._stopping.is_set():
                 try:
                     if self._state == "running":
-                        self._steps_until_due()
+                        if self._pace == math.inf:
+                            self._steps_until_due()
+                        else:
+                            self._paced_step()
                         self._drain()
                     else:
                         self._handle(self._commands.get())
@@ -183,6 +206,34 @@ class Trainer:
                 break
         self._publish()
 
+    def _paced_step(self) -> None:
+        """Wait for the next step's time on the command queue, handling what arrives; at its
+        time, train one step and publish it (or, at paces faster than snapshots are due, publish
+        on their cadence)."""
+        now = time.perf_counter()
+        if now < self._pace_due:
+            try:
+                command = self._commands.get(timeout=self._pace_due - now)
+            except queue.Empty:
+                return
+            self._handle(command)
+            return
+        period = 1.0 / self._pace
+        # On time: the next step keeps the schedule (wake-up delays do not add up); late (a
+        # slow step, a pause, the start): the next is a period from now, no burst to catch up.
+        on_time = now - self._pace_due < period
+        self._pace_due = (self._pace_due if on_time else now) + period
+        run = self._run
+        outcome = run.train_step()
+        if outcome is not None:
+            self._event(outcome)
+        elif period < self.interval and run.step > 1 and now < self._publish_due:
+            # Steps faster than snapshots are due: publish on the time cadence, as at full
+            # speed (a frame could not show every step anyway).
+            return
+        self._publish_due = now + self.interval
+        self._publish()
+
     def _drain(self) -> None:
         while True:
             try:
@@ -196,9 +247,25 @@ class Trainer:
         if kind == "stop":
             self._event("stop")
         elif kind == "restart":
+            run_id = self._run_id
             self._restart(command.config or self._run.config, "restart")
+            if self._run_id != run_id and isinstance(command.value, str):
+                # Another preset, chosen in the command palette: the status line names it.
+                self.preset = command.value
         elif kind in RESTARTING_INTENTS or kind == "lr":
             self._apply(command)
+        elif kind == "pace":
+            if command.value is not None:
+                pace = float(command.value)
+                if pace > 0:
+                    self._pace = pace
+                else:
+                    self._say(f"The pace must be more than 0 steps/s, not {command.value!r}.")
+            else:
+                self._pace, notice = next_pace(self._pace, command.amount)
+                if notice:
+                    self._say(notice)
+            self._pace_due = time.perf_counter()
         elif kind == "toggle_pause":
             self._event("toggle")
         elif kind in ("pause", "resume"):
@@ -248,7 +315,7 @@ class Trainer:
 
     def _publish(self) -> Snapshot:
         snapshot = self._snapshot()
-        snapshot = replace(snapshot, findings=self._diagnosis.add(snapshot))
+        snapshot = replace(snapshot, findings=self._diagnosis.add(snapshot), pace=self._pace)
         self._latest = snapshot
         if self.on_snapshot is not None:
             self.on_snapshot(snapshot)

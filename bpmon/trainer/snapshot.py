@@ -98,6 +98,8 @@ class Snapshot:
     mode: str = ""
     detail: str = ""
     marker_step: int | None = None
+    # A live run's pace in steps per second (inf: full speed; see bpmon.trainer.loop).
+    pace: float = math.inf
     findings: tuple[Finding, ...] = ()
     # Regression runs report R² (train, test) where classification reports accuracy, which is
     # then None.

@@ -10,9 +10,14 @@ Keys send intents (:class:`Command`: "one layer more", "lr x2"); the trainer tur
 configuration, or says in the snapshot's notice why it would not.
 
 The keys follow the source: ``check_action`` lets a binding act (and show in the footer and the
-help) only where ``source.supports()`` its command. A run file's replay gets its cursor keys
-(left/right, home/end, space plays, < > speed); a training key pressed on a run file falls
-through to a hidden binding that says, once, that it does not apply.
+help) only where ``source.supports()`` its command. A live run's < > set its pace (steps per
+second); a run file's replay gets its cursor keys (left/right, home/end, space plays, < >
+playback speed); a training key pressed on a run file falls through to a hidden binding that
+says, once, that it does not apply.
+
+The command palette (ctrl+p, :mod:`bpmon.tui.palette`) offers the presets, the values of the
+playground's settings and every action here; it sends the same commands as the keys. ``s``
+saves the run on screen as a preset file (:mod:`bpmon.tui.saving`).
 
 The app starts the source when it mounts and tells it to stop when it unmounts, whatever ends
 it (q, ctrl+c, a signal, a crash); it never waits for the thread (see :func:`bpmon.tui.run_app`).
@@ -26,14 +31,16 @@ from typing import TYPE_CHECKING, ClassVar
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.command import CommandPalette
 from textual.containers import Container, Vertical
 from textual.geometry import Size
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.widgets import Footer
 
-from bpmon.config import HIDDEN_ACTIVATIONS, MAX_DEPTH, MIN_DEPTH
+from bpmon.config import HIDDEN_ACTIVATIONS, INITS, MAX_DEPTH, MIN_DEPTH, OPTIMIZERS, RunConfig
 from bpmon.trainer import Command, CommandKind, Snapshot
+from bpmon.trainer.commands import BATCH_SIZES, PACES, PLAYGROUND_DATASETS, data_refusal
 
 from .banner import DivergenceBanner
 from .boundary import BoundaryPanel
@@ -41,8 +48,10 @@ from .findings import FindingsScreen, FindingsStrip
 from .gradients import GradientPanel
 from .help import HelpScreen
 from .loss import LossPanel
+from .palette import PaletteCommands
 from .predictions import PredictionPanel
-from .status import StatusLine
+from .saving import save_preset
+from .status import StatusLine, knobs
 from .toosmall import MIN_HEIGHT, MIN_WIDTH, TooSmall
 
 if TYPE_CHECKING:
@@ -75,9 +84,14 @@ _COMMANDS: dict[str, CommandKind] = {
     "last": "end",
     "speed": "speed",
     "boundary": "boundary",
+    "pace": "pace",
+    "cycle": "cycle",
 }
 # Keys that change training: on a source that does not train, they say so (once).
-_TRAINING_KEYS = "space,n,r,a,A,shift+a,plus,minus,b,right_square_bracket,left_square_bracket"
+_TRAINING_KEYS = (
+    "space,n,r,a,A,shift+a,plus,minus,b,right_square_bracket,left_square_bracket,"
+    "i,o,d,m,s,less_than_sign,greater_than_sign"
+)
 # Where the findings strip may take this many lines: more on a tall terminal.
 _FINDING_ROWS_SHORT = 3
 _FINDING_ROWS_TALL = 6
@@ -89,6 +103,8 @@ _QUIT_READER = "Quit (the file is only read: its writer goes on)"
 FOCUS_ROW = ("tab", "Focus the next panel; ↑ ↓ pgup pgdn scroll it")
 _NO_BOUNDARY = "v: a run file has no network to draw a decision boundary with."
 _NO_BOUNDARY_HERE = "v: the decision boundary is drawn for one run at a time, not with --compare."
+_PACES = " → ".join("full speed" if p == float("inf") else f"{p:g}" for p in reversed(PACES))
+_BATCHES = " → ".join(str(b) if b else "full" for b in BATCH_SIZES)
 
 
 def _key(
@@ -119,7 +135,8 @@ class BpmonApp(App[None]):
     TITLE = "bpmon"
     SHOWS_BOUNDARY = True
     """Whether the layout has the decision-boundary panel (``v``)."""
-    ENABLE_COMMAND_PALETTE = False
+    COMMANDS = App.COMMANDS | {PaletteCommands}
+    COMMAND_PALETTE_DISPLAY = "ctrl+p"
     # Textual annotates these as `ClassVar[...] | None`, which mypy reads as instance variables,
     # so a ClassVar annotation here would be an error; hence the noqa.
     HORIZONTAL_BREAKPOINTS = [  # noqa: RUF012
@@ -165,6 +182,45 @@ class BpmonApp(App[None]):
         _key("b", "batchnorm", "bn", "Batch-norm on/off (restarts)"),
         _key("right_square_bracket", "lr(2.0)", "x2", "Learning rate x2, live", group=_LR),
         _key("left_square_bracket", "lr(0.5)", "/2", "Learning rate /2, live", group=_LR),
+        _key(
+            "i",
+            "cycle('model.init')",
+            "init",
+            "Next init: "
+            + " → ".join("normal (randn*0.1)" if i == "normal" else i for i in INITS)
+            + " (restarts)",
+            show=False,
+        ),
+        _key(
+            "o",
+            "cycle('train.optimizer')",
+            "opt",
+            "Next optimiser: " + " → ".join(OPTIMIZERS) + " (restarts)",
+            show=False,
+        ),
+        _key(
+            "d",
+            "cycle('data.name')",
+            "data",
+            "Next data set: " + " → ".join(PLAYGROUND_DATASETS) + " (restarts)",
+            show=False,
+        ),
+        _key(
+            "m",
+            "cycle('train.batch_size')",
+            "batch",
+            f"Next mini-batch: {_BATCHES} (restarts)",
+            show=False,
+        ),
+        _key("less_than_sign", "pace(-1)", "slower", f"Slower: {_PACES} steps/s", show=False),
+        _key("greater_than_sign", "pace(1)", "faster", "Faster, up to full speed", show=False),
+        _key(
+            "s",
+            "save",
+            "save",
+            "Save this run as a preset file (bpmon-NAME-N.toml, here)",
+            show=False,
+        ),
         # A replay's keys.
         _key("left", "seek(-1)", "back", "One snapshot back", group=_SEEK),
         _key("right", "seek(1)", "on", "One snapshot on", group=_SEEK),
@@ -220,6 +276,7 @@ class BpmonApp(App[None]):
         super().__init__()
         self.source = source
         self._told_not_applicable = False
+        self._told_no_data: int | None = None
 
     def compose(self) -> ComposeResult:
         yield TooSmall(id="too-small").data_bind(BpmonApp.terminal_size)
@@ -239,7 +296,8 @@ class BpmonApp(App[None]):
                     )
                     yield PredictionPanel(id="predictions").data_bind(BpmonApp.snapshot)
                     yield BoundaryPanel(id="boundary").data_bind(BpmonApp.snapshot)
-        yield Footer(compact=True)
+        # At 80 columns the keys fill the footer; ctrl+p is in the help (?) instead.
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.snapshot = self.source.latest()
@@ -301,6 +359,13 @@ class BpmonApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Only the keys the source understands act, and show in the footer and the help."""
+        if isinstance(self.screen, CommandPalette):
+            # The palette's input takes the keys; enter chooses a command there.
+            return action == "quit"
+        return self.applies(action)
+
+    def applies(self, action: str) -> bool:
+        """Whether ``action`` (a name, without parameters) does something on this source."""
         if action == "boundary" and not self.SHOWS_BOUNDARY:
             return False
         if action in _COMMANDS:
@@ -309,6 +374,8 @@ class BpmonApp(App[None]):
             return self._live() and self.source.supports("toggle_pause")
         if action == "play":
             return not self._live() and self.source.supports("toggle_pause")
+        if action == "save":
+            return self.source.supports("restart")
         if action == "findings":
             # Under the help, enter is the help's (it closes it).
             return not isinstance(self.screen, HelpScreen)
@@ -321,11 +388,11 @@ class BpmonApp(App[None]):
         recorded = self.snapshot is not None and bool(self.snapshot.mode)
         self.notify(_RECORDED if recorded else _NOT_LIVE, severity="warning")
 
-    def _send(self, kind: CommandKind, amount: float = 0.0) -> bool:
+    def _send(self, kind: CommandKind, amount: float = 0.0, **details: object) -> bool:
         if not self.source.supports(kind):
             self._tell_not_applicable()
             return False
-        self.source.send(Command(kind, float(amount)))
+        self.source.send(Command(kind, float(amount), **details))  # type: ignore[arg-type]
         return True
 
     def action_not_applicable(self) -> None:
@@ -373,6 +440,61 @@ class BpmonApp(App[None]):
     def action_no_boundary(self) -> None:
         self.notify(_NO_BOUNDARY if self.SHOWS_BOUNDARY else _NO_BOUNDARY_HERE, severity="warning")
 
+    def action_pace(self, direction: int) -> None:
+        self._send("pace", direction)
+
+    def action_cycle(self, key: str) -> None:
+        config = self.source.latest().config
+        if key == "data.name" and config is not None and (why := data_refusal(config)):
+            # Said once a run: the trainer would refuse every press with the same words.
+            run_id = self.source.latest().run_id
+            if self._told_no_data != run_id:
+                self._told_no_data = run_id
+                self.notify(f"key d: {why}", severity="warning", markup=False)
+            return
+        self._send("cycle", 1, key=key)
+
+    # The command palette's choices (bpmon.tui.palette): the same commands as the keys.
+
+    def apply_setting(self, key: str, value: str | float) -> None:
+        """Set configuration ``key`` to ``value`` and restart (the trainer validates it)."""
+        self._send("set", key=key, value=value)
+
+    def choose_preset(self, name: str, config: RunConfig) -> None:
+        """Restart from preset ``name``'s configuration; the status line then names it."""
+        self._send("restart", config=config, value=name)
+
+    def set_pace(self, pace: float) -> None:
+        self._send("pace", value=pace)
+
+    def action_save(self) -> None:
+        """Write the run on screen (its configuration, every key's change included) as a
+        preset file in the working directory, and say where."""
+        snapshot = self.source.latest()
+        config = snapshot.config
+        if config is None:
+            self.notify("This run has no configuration to save.", severity="warning")
+            return
+        lr = f"lr {config.train.lr:g}"
+        summary = ", ".join((snapshot.switches, knobs(config, ""), lr))
+        description = f"Saved by bpmon from {snapshot.preset or 'a run'}: {summary}"
+        try:
+            path = save_preset(config, description, snapshot.preset, Path.cwd())
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            self.notify(
+                f"Cannot save the run in the working directory: {reason}",
+                title="not saved",
+                severity="error",
+                markup=False,
+            )
+            return
+        self.notify(
+            f"Saved {path.name}: bpmon --preset {path.name} runs it again.",
+            title="saved",
+            markup=False,
+        )
+
     # A replay's cursor: the source moves it and publishes the snapshot under it.
 
     def action_seek(self, delta: int) -> None:
@@ -418,9 +540,10 @@ class BpmonApp(App[None]):
             for binding in Binding.make_bindings(self.BINDINGS)
             if binding.description
             and binding.tooltip
-            and self.check_action(binding.action.partition("(")[0], ())
+            and self.applies(binding.action.partition("(")[0])
         ]
         rows.append(FOCUS_ROW)
+        rows.append(("ctrl+p", "Command palette: presets, settings and every action, by name"))
         return rows
 
 

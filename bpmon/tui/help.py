@@ -7,13 +7,14 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
 
 class HelpScreen(ModalScreen[None]):
-    """A modal listing ``(keys, what they do)``; escape, ? or enter closes it."""
+    """A modal listing ``(keys, what they do)``; escape, ? or enter closes it. The list scrolls
+    (arrows, page keys, the wheel) where the terminal is shorter than it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,question_mark,enter", "close", "Close", show=False),
@@ -31,10 +32,13 @@ class HelpScreen(ModalScreen[None]):
                 text.append("\n")
             text.append(f"{keys:>{width}}", "bold")
             text.append(f"  {what}")
-        with Vertical(id="help-box") as box:
+        with VerticalScroll(id="help-box") as box:
             box.border_title = "bpmon keys"
-            box.border_subtitle = "escape or ? closes"
+            box.border_subtitle = "↑↓ scroll · escape or ? closes"
             yield Static(text, id="help-keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#help-box").focus()
 
     def action_close(self) -> None:
         self.dismiss()

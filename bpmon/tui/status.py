@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.reactive import reactive
 
+from bpmon.config import RunConfig
 from bpmon.trainer import Snapshot
 
 from .view import SnapshotView, TextLine
@@ -67,6 +68,24 @@ def short_switches(switches: str) -> str:
     return f"{short_architecture(architecture)} {rest}".rstrip()
 
 
+def knobs(config: RunConfig, preset: str) -> str:
+    """The settings the playground's keys change besides the architecture: the data set (when
+    the preset's name does not already say it), the initialisation, the optimiser and a
+    mini-batch size: ``"circle he adam batch 16"``. The story's init reads as it wrote it."""
+    m, t = config.model, config.train
+    parts = [] if config.data.name == preset else [config.data.name]
+    parts.append(f"randn*{m.init_std:g}" if m.init == "normal" else m.init)
+    parts.append(t.optimizer)
+    if t.batch_size:
+        parts.append(f"batch {t.batch_size}")
+    return " ".join(parts)
+
+
+def format_pace(pace: float) -> str:
+    """``10.0`` -> ``"10/s"``."""
+    return f"{pace:g}/s"
+
+
 def mode_class(mode: str) -> str:
     """The component class of a recorded run's state word: ``"ENDED (finished)"`` -> ``"ended"``
     (``status--ended``); a word the stylesheet does not know gets ``status--mode``."""
@@ -75,7 +94,8 @@ def mode_class(mode: str) -> str:
 
 
 class StatusLine(SnapshotView):
-    """Preset, architecture with its switches, progress, loss, accuracy, speed, lr and state.
+    """State (and pace), preset, architecture with its switches, the data set, init, optimiser
+    and batch size, lr; then progress, loss, accuracy and speed.
 
     One widget per line, none of which wraps: a terminal is sent every line of a widget that
     changed, and while a run trains only the progress line (epoch, loss, speed) changes. A
@@ -147,6 +167,10 @@ class StatusLine(SnapshotView):
             word = _PENDING_WORDS.get(self.pending, "") if snapshot.state != self.pending else ""
             state = self._style("pending" if word else snapshot.state)
             text.append(f" {word or snapshot.state.upper()} ", state)
+            if math.isfinite(snapshot.pace):
+                # The pace first: at 80 columns a long line loses its end, not this.
+                text.append("  pace ", label)
+                text.append(format_pace(snapshot.pace), "bold")
         text.append("  ")
         if snapshot.preset:
             text.append(snapshot.preset, "bold")
@@ -155,6 +179,9 @@ class StatusLine(SnapshotView):
             text.append(snapshot.detail, self._style("detail"))
             text.append("  ")
         text.append(short_switches(snapshot.switches))
+        if snapshot.config is not None:
+            text.append("  ")
+            text.append(knobs(snapshot.config, snapshot.preset))
         # A run file's lr goes on the progress line, where there is room after the detail.
         if math.isfinite(snapshot.lr) and not snapshot.mode:
             text.append("  lr ", label)

@@ -7,6 +7,8 @@ How often a panel turns what it is given into a picture is decided here, for all
 - while a run trains, a panel redraws at most once per its ``REDRAW_INTERVAL`` seconds; the
   newest snapshot that arrived in between is drawn when the interval is up, so the last one
   before a long step is not lost;
+- a run paced at most :data:`EVERY_STEP_PACE` steps per second redraws at every snapshot, so
+  that each step is seen (the pace itself bounds the redraws);
 - anything else redraws at once: a new run, a new state (a pause, a divergence), a move of a
   replay's cursor (``marker_step``: left/right must answer at once), a new size, or a change in
   what the panel's :meth:`SnapshotView.context` returns (the loss axis, the step-1 bars), and
@@ -36,7 +38,10 @@ from textual.widget import Widget
 
 from bpmon.trainer import Snapshot
 
-__all__ = ["SnapshotView", "TextLine"]
+__all__ = ["EVERY_STEP_PACE", "SnapshotView", "TextLine"]
+
+# The app shows 12 frames a second: a run paced at most this fast gets a frame for each step.
+EVERY_STEP_PACE = 12.0
 
 
 class SnapshotView(Widget):
@@ -100,7 +105,9 @@ class SnapshotView(Widget):
                 if len(drawn) == len(shown) and all(map(operator.is_, drawn, shown)):
                     return
                 wait = self._drawn_at + self.REDRAW_INTERVAL - time.monotonic()
-                if any(s.state == "running" for s in shown) and wait > 0:
+                # A slow pace shows every step: each of its snapshots is drawn as it comes.
+                paced = all(s.pace <= EVERY_STEP_PACE for s in shown)
+                if any(s.state == "running" for s in shown) and wait > 0 and not paced:
                     if self._timer is None:
                         self._timer = self.set_timer(wait, self._on_due)
                     return

@@ -253,7 +253,7 @@ class CompareApp(BpmonApp, inherit_bindings=False):
             yield LossPanel(id="loss", names=self._names()).data_bind(
                 snapshot=CompareApp.run_a, other=CompareApp.run_b, log_y=CompareApp.log_scale
             )
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def _names(self) -> tuple[str, str]:
         a, b = (source.latest().preset for source in self.sources)

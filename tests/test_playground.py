@@ -419,6 +419,22 @@ def test_the_palette_applies_a_setting_a_preset_and_an_action() -> None:
     drive(app, body, size=(100, 30))
 
 
+def test_the_palette_sets_dropout_and_weight_decay() -> None:
+    trainer, app = make_app("spiral")
+
+    async def body(pilot: Pilot[Any]) -> None:
+        await wait_shows(pilot, "2-32-32-3 tanh")
+        await palette(pilot, "dropout 0.25")
+        await wait_shows(pilot, "drop 0.25")
+        await palette(pilot, "weight decay (l2) 0.001")
+        await wait_shows(pilot, "drop 0.25 wd 0.001")
+        config = trainer.latest().config
+        assert config is not None
+        assert (config.model.dropout, config.train.weight_decay) == (0.25, 0.001)
+
+    drive(app, body, size=(120, 30))
+
+
 def test_the_palette_lists_every_preset_setting_and_action() -> None:
     from bpmon.presets import available
     from bpmon.tui.palette import SETTINGS, entries

@@ -56,6 +56,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("Initialisation", "model.init", INITS, _init),
     Setting("Optimiser", "train.optimizer", OPTIMIZERS),
     Setting("Mini-batch", "train.batch_size", BATCH_SIZES, lambda b: str(b) if b else "full"),
+    Setting("Weight decay (L2)", "train.weight_decay", (0.0, 1e-4, 1e-3, 1e-2)),
+    Setting("Dropout", "model.dropout", (0.0, 0.1, 0.25, 0.5)),
+    Setting("Input noise", "data.noise", (0.0, 0.1, 0.25, 0.5)),
+    Setting("Test fraction", "data.test_fraction", (0.1, 0.2, 0.3, 0.5)),
 )
 
 

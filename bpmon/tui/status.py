@@ -70,14 +70,19 @@ def short_switches(switches: str) -> str:
 
 def knobs(config: RunConfig, preset: str) -> str:
     """The settings the playground's keys change besides the architecture: the data set (when
-    the preset's name does not already say it), the initialisation, the optimiser and a
-    mini-batch size: ``"circle he adam batch 16"``. The story's init reads as it wrote it."""
+    the preset's name does not already say it), the initialisation, the optimiser, a mini-batch
+    size, and dropout and weight decay when they are on: ``"circle he adam batch 16 drop 0.25"``.
+    The story's init reads as it wrote it."""
     m, t = config.model, config.train
     parts = [] if config.data.name == preset else [config.data.name]
     parts.append(f"randn*{m.init_std:g}" if m.init == "normal" else m.init)
     parts.append(t.optimizer)
     if t.batch_size:
         parts.append(f"batch {t.batch_size}")
+    if m.dropout:
+        parts.append(f"drop {m.dropout:g}")
+    if t.weight_decay:
+        parts.append(f"wd {t.weight_decay:g}")
     return " ".join(parts)
 
 

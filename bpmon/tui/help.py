@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from rich.text import Text
+from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
@@ -25,13 +25,13 @@ class HelpScreen(ModalScreen[None]):
         self.rows = rows
 
     def compose(self) -> ComposeResult:
-        width = max((len(keys) for keys, _ in self.rows), default=0)
-        text = Text()
-        for i, (keys, what) in enumerate(self.rows):
-            if i:
-                text.append("\n")
-            text.append(f"{keys:>{width}}", "bold")
-            text.append(f"  {what}")
+        # A grid, so that a line too long for the terminal wraps under its own column (at 80
+        # columns some do) instead of being cut at the box's edge.
+        text = Table.grid(padding=(0, 2))
+        text.add_column(justify="right", style="bold", no_wrap=True)
+        text.add_column()
+        for keys, what in self.rows:
+            text.add_row(keys, what)
         with VerticalScroll(id="help-box") as box:
             box.border_title = "bpmon keys"
             box.border_subtitle = "↑↓ scroll · escape or ? closes"

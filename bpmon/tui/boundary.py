@@ -32,8 +32,7 @@ from textual.strip import Strip
 from bpmon.trainer import Snapshot
 from bpmon.trainer.boundary import UNKNOWN, Boundary, Point
 
-from .predictions import class_name
-from .status import format_percent
+from .predictions import class_name, scores
 from .view import SnapshotView
 
 PALETTE = 6
@@ -83,7 +82,7 @@ class BoundaryPanel(SnapshotView):
         return (self.app.no_color,)
 
     def draw(self, snapshot: Snapshot) -> None:
-        subtitle = _accuracy(snapshot)
+        subtitle = scores(snapshot)
         # Setting a border title repaints the whole panel, even to the same text.
         if subtitle != self.border_subtitle:
             self.border_subtitle = subtitle
@@ -283,12 +282,3 @@ def _legend(boundary: Boundary, names: tuple[str, ...], mono: bool) -> list[tupl
     lines.append((None, f"→ {boundary.axes[0]} {left:.3g}…{right:.3g}"))
     lines.append((None, f"↑ {boundary.axes[1]} {bottom:.3g}…{top:.3g}"))
     return lines
-
-
-def _accuracy(snapshot: Snapshot) -> str:
-    parts = []
-    if snapshot.accuracy is not None:
-        parts.append(f"train {format_percent(snapshot.accuracy)}")
-    if snapshot.test_accuracy is not None:
-        parts.append(f"test {format_percent(snapshot.test_accuracy)}")
-    return " · ".join(parts)

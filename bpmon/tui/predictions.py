@@ -104,7 +104,7 @@ class PredictionPanel(Vertical, SnapshotView):
             self._set(i, "target", class_name(snapshot.classes, row.target))
             self._set(i, "output", format_output(row, snapshot.classes))
             self._set(i, "ok", "✓" if row.correct else "✗")
-        self.border_subtitle = self._accuracy(snapshot)
+        self.border_subtitle = scores(snapshot)
 
     def _rebuild(self, layout: tuple[int, int, bool, int, bool]) -> None:
         n_rows, n_inputs, multiclass, name_width, regression = layout
@@ -145,15 +145,17 @@ class PredictionPanel(Vertical, SnapshotView):
             cell = Text(value, justify="right")
         self.table.update_cell(str(row), column, cell)
 
-    @staticmethod
-    def _accuracy(snapshot: Snapshot) -> str:
-        parts = []
-        if snapshot.accuracy is not None:
-            parts.append(f"train {format_percent(snapshot.accuracy)}")
-        if snapshot.test_accuracy is not None:
-            parts.append(f"test {format_percent(snapshot.test_accuracy)}")
-        if snapshot.r2 is not None:
-            parts.append(f"R² {format_r2(snapshot.r2)}")
-        if snapshot.test_r2 is not None:
-            parts.append(f"test R² {format_r2(snapshot.test_r2)}")
-        return " · ".join(parts)
+
+def scores(snapshot: Snapshot) -> str:
+    """The run's figures for a panel's border: ``"train 98.0% · test 96.7%"`` (R² for a
+    regression)."""
+    parts = []
+    if snapshot.accuracy is not None:
+        parts.append(f"train {format_percent(snapshot.accuracy)}")
+    if snapshot.test_accuracy is not None:
+        parts.append(f"test {format_percent(snapshot.test_accuracy)}")
+    if snapshot.r2 is not None:
+        parts.append(f"R² {format_r2(snapshot.r2)}")
+    if snapshot.test_r2 is not None:
+        parts.append(f"test R² {format_r2(snapshot.test_r2)}")
+    return " · ".join(parts)

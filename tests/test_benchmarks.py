@@ -38,6 +38,8 @@ FIGURES = (
     "watch_append_s",
     "csv_load_s",
     "csv_load_peak_mb",
+    "csv_first_frame_s",
+    "csv_training_vs_unmonitored",
     "boundary_vs_headless_80x24",
     "boundary_vs_headless_160x48",
     "boundary_fps_80x24",

@@ -21,14 +21,23 @@ from bpmon.config import (
     ModelConfig,
     RunConfig,
     TrainConfig,
+    validate,
 )
 from bpmon.data import Dataset
 from bpmon.errors import BpmonError
+from bpmon.presets import load_preset
 from bpmon.trainer import Command, Trainer
 from bpmon.trainer.commands import apply_intent
-from bpmon.trainer.run import RUNAWAY_FACTOR, batch_bounds
-from bpmon.trainer.snapshot import accuracy, correct_rows
-from bpmon.trainer.states import STATES, TRANSITIONS, after
+from bpmon.trainer.run import (
+    EVAL_ROWS,
+    PREDICTION_ROWS,
+    RUNAWAY_FACTOR,
+    Run,
+    batch_bounds,
+    eval_rows,
+)
+from bpmon.trainer.snapshot import LoopFacts, accuracy, correct_rows, snapshot_of
+from bpmon.trainer.states import STATES, TRANSITIONS, State, after
 
 
 @settings(max_examples=300, deadline=None)
@@ -228,3 +237,70 @@ def _dataset(X: np.ndarray, y: np.ndarray) -> Dataset:
 def test_replace_keeps_configs_comparable() -> None:
     # Intents compare the config they produce with the running one to decide on a restart.
     assert replace(_relu(), model=_relu().model) == _relu()
+
+
+# -- what a snapshot measures on a large split ----------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 40_000), seed=st.integers(0, 2**31 - 1), rows=st.integers(16, 9000))
+def test_the_evaluation_sample_is_fixed_ascending_and_starts_with_the_table_rows(
+    n: int, seed: int, rows: int
+) -> None:
+    sample = eval_rows(n, seed, rows)
+    if n <= rows:
+        assert sample is None
+        return
+    assert sample is not None
+    assert len(sample) == rows and len(np.unique(sample)) == rows
+    assert (np.diff(sample) > 0).all() and sample[0] >= 0 and sample[-1] < n
+    assert sample[:PREDICTION_ROWS].tolist() == list(range(PREDICTION_ROWS))
+    again = eval_rows(n, seed, rows)
+    assert again is not None and (again == sample).all()
+
+
+def large_run() -> Run:
+    config = load_preset("relu-bn").config
+    config = replace(
+        config,
+        data=replace(config.data, name="blobs", n=5 * EVAL_ROWS, classes=3, test_fraction=0.5),
+    )
+    config = replace(config, model=replace(config.model, output="softmax", loss="cross_entropy"))
+    run = Run.build(validate(config, "test"))
+    for _ in range(30):
+        run.train_step()
+    return run
+
+
+def facts(state: State) -> LoopFacts:
+    return LoopFacts(
+        run_id=0,
+        preset="test",
+        state=state,
+        previous=((), ()),
+        steps_per_second=0.0,
+        elapsed=0.0,
+        message="",
+        notice="",
+        notice_id=0,
+    )
+
+
+def test_a_large_split_is_measured_on_its_sample_while_training_and_whole_at_the_end() -> None:
+    run = large_run()
+    assert run.eval_train is not None and run.X_test is not None and run.y_test is not None
+    assert run.eval_test is not None
+    sample, test_sample = run.eval_train, run.eval_test
+    live = snapshot_of(run, facts("running"))
+    assert live.accuracy == accuracy(run.net.predict(run.X[sample]), run.y[sample])
+    assert live.test_accuracy == accuracy(
+        run.net.predict(run.X_test[test_sample]), run.y_test[test_sample]
+    )
+    for state in ("finished", "diverged", "stopped", "error"):
+        ended = snapshot_of(run, facts(state))  # type: ignore[arg-type]
+        assert ended.accuracy == accuracy(run.net.predict(run.X), run.y)
+        assert ended.test_accuracy == accuracy(run.net.predict(run.X_test), run.y_test)
+        # The table shows the same first rows either way.
+        assert ended.predictions == live.predictions
+    # The sample estimates the whole: within a few points on 8,192 rows.
+    assert abs(live.accuracy - ended.accuracy) < 0.03  # type: ignore[operator]

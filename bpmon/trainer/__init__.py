@@ -4,11 +4,12 @@ send (:mod:`.commands`), and the loop that ties them together on a thread (:mod:
 
 from bpmon.trainer.commands import Command, CommandKind
 from bpmon.trainer.loop import Trainer
-from bpmon.trainer.run import HISTORY_POINTS, LossHistory, Run
-from bpmon.trainer.snapshot import PREDICTION_ROWS, Prediction, Snapshot, accuracy
+from bpmon.trainer.run import EVAL_ROWS, HISTORY_POINTS, PREDICTION_ROWS, LossHistory, Run
+from bpmon.trainer.snapshot import Prediction, Snapshot, accuracy
 from bpmon.trainer.states import STATES, State
 
 __all__ = [
+    "EVAL_ROWS",
     "HISTORY_POINTS",
     "PREDICTION_ROWS",
     "STATES",

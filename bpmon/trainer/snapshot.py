@@ -21,10 +21,11 @@ from bpmon.engine.activations import Array
 from bpmon.finding import Finding
 from bpmon.telemetry import LayerStats, collect
 from bpmon.trainer.boundary import Boundary
-from bpmon.trainer.run import Run
+from bpmon.trainer.run import PREDICTION_ROWS, Run
 from bpmon.trainer.states import State
 
-PREDICTION_ROWS = 16
+# The states after which a run does not train on: its snapshot measures every row.
+ENDED: frozenset[State] = frozenset({"finished", "diverged", "stopped", "error"})
 
 
 @dataclass(frozen=True)
@@ -158,19 +159,22 @@ def r_squared(output: Array, y: Array) -> float:
 
 
 def snapshot_of(run: Run, facts: LoopFacts) -> Snapshot:
-    """The snapshot of ``run`` as it is now."""
+    """The snapshot of ``run`` as it is now. While the run goes on, the accuracy (or R²) of a
+    large split is measured on its fixed sample (:data:`bpmon.trainer.run.EVAL_ROWS`); once the
+    run has ended, on every row."""
     layers = collect(run.net, run.opt, run.config.thresholds) if run.step > 0 else ()
-    out = run.net.predict(run.X)
+    X, y, X_test, y_test = run.measured(full=facts.state in ENDED)
+    out = run.net.predict(X)
     regression = run.data.task == "regression"
     metric = r_squared if regression else accuracy
     test_value = None
-    if run.X_test is not None and run.y_test is not None:
-        test_value = metric(run.net.predict(run.X_test), run.y_test)
-    train_value = metric(out, run.y)
+    if X_test is not None and y_test is not None:
+        test_value = metric(run.net.predict(X_test), y_test)
+    train_value = metric(out, y)
     rows = (
-        _regression_rows(run.X, run.y, out, run.data.y_mean, run.data.y_std)
+        _regression_rows(X, y, out, run.data.y_mean, run.data.y_std)
         if regression
-        else _predictions(run.X, run.y, out)
+        else _predictions(X, y, out)
     )
     architecture = run.net.architecture
     return Snapshot(

@@ -547,17 +547,10 @@ def test_a_pace_that_is_not_positive_is_refused_with_a_notice() -> None:
 def test_a_panel_draws_every_step_of_a_run_paced_for_watching() -> None:
     from dataclasses import replace
 
-    from test_tui import Recorder
-    from textual.app import App, ComposeResult
+    from test_tui import Recorder, ShowRecorder, running_xor
 
-    trainer, _app = make_app("xor")
-    base = replace(trainer.latest(), state="running")
-
-    class Show(App[None]):
-        def compose(self) -> ComposeResult:
-            yield Recorder()
-
-    app = Show()
+    base = running_xor()
+    app = ShowRecorder()
 
     async def body(pilot: Pilot[Any]) -> None:
         panel = app.query_one(Recorder)

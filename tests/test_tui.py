@@ -816,15 +816,22 @@ class Recorder(SnapshotView):
         self.drawn.append((snapshot.run_id, snapshot.state, snapshot.step))
 
 
-def test_a_panel_redraws_a_running_run_at_its_cadence_and_anything_else_at_once() -> None:
+class ShowRecorder(App[None]):
+    """An app of one :class:`Recorder`, to be given snapshots by hand."""
+
+    def compose(self) -> ComposeResult:
+        yield Recorder()
+
+
+def running_xor() -> Snapshot:
+    """The xor preset's first snapshot, as if training."""
     trainer, _app = make_app("xor")
-    base = replace(trainer.latest(), state="running")
+    return replace(trainer.latest(), state="running")
 
-    class Show(App[None]):
-        def compose(self) -> ComposeResult:
-            yield Recorder()
 
-    app = Show()
+def test_a_panel_redraws_a_running_run_at_its_cadence_and_anything_else_at_once() -> None:
+    base = running_xor()
+    app = ShowRecorder()
 
     async def body(pilot: Pilot[Any]) -> None:
         panel = app.query_one(Recorder)

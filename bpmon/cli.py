@@ -163,6 +163,11 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="bpmon",
         description="Watch backpropagation: live loss, per-layer gradient norms and predictions.",
+        epilog="other commands (each has its own --help):\n"
+        "  bpmon replay RUN.jsonl         the monitor over a recorded run file\n"
+        "  bpmon watch RUN.jsonl|DIR      follow a run file as its writer appends to it\n"
+        "  bpmon serve [bpmon arguments]  the monitor as a web page (the serve extra)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "data", nargs="?", metavar="DATA.csv", help="train on your own CSV file (see the CSV flags)"

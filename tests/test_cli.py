@@ -129,6 +129,11 @@ def test_help(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     for option in ("--preset", "--headless", "--json", "--record", "--list-presets", "--lr"):
         assert option in proc.stdout
+    # The subcommands are found from the main help, each with its own.
+    for command in ("replay", "watch", "serve"):
+        assert f"bpmon {command} " in proc.stdout
+        sub = bpmon(command, "--help", cwd=tmp_path)
+        assert sub.returncode == 0 and f"usage: bpmon {command}" in sub.stdout, sub.stderr
     assert proc.stderr == ""
 
 

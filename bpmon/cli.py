@@ -177,7 +177,8 @@ def _parser() -> argparse.ArgumentParser:
         "--compare",
         metavar="PRESET",
         help="train a second preset (name or .toml) beside --preset and show both side by side "
-        "(tab moves the keys between them); the overrides apply to both runs; headless, both "
+        "(tab moves the keys between them); the overrides and --speed apply to both runs; "
+        "headless, both "
         'summaries, and --json gives {"runs": [a, b]}; not with --record or a CSV file',
     )
     p.add_argument("--list-presets", action="store_true", help="list presets and exit")
@@ -572,6 +573,7 @@ def run_monitor(
 
     record = _Record(args.record) if args.record else None
     recorder = None if record is None else Recorder(RunWriter(record, args.record))
+    pace = math.inf if args.speed is None else args.speed
     other = None
     try:
         trainer = build_trainer(
@@ -581,11 +583,12 @@ def run_monitor(
             on_snapshot=recorder,
             overrides=_overrides_given(args),
             data=data,
-            pace=math.inf if args.speed is None else args.speed,
+            pace=pace,
         )
         if compare is not None:
+            # Both runs at the same pace, as the overrides apply to both.
             other = build_trainer(
-                *compare, interval=SNAPSHOT_INTERVAL, overrides=_overrides_given(args)
+                *compare, interval=SNAPSHOT_INTERVAL, overrides=_overrides_given(args), pace=pace
             )
         status = run_app(trainer, other)
     finally:

@@ -58,7 +58,7 @@ def test_help_says_what_compare_does_and_that_the_overrides_apply_to_both(tmp_pa
     assert proc.returncode == 0, proc.stderr
     text = " ".join(proc.stdout.split())
     assert "--compare PRESET" in text
-    assert "the overrides apply to both runs" in text
+    assert "the overrides and --speed apply to both runs" in text
     assert "not with --record or a CSV file" in text
 
 

@@ -24,8 +24,8 @@ Conventions:
   from 0 (a coin toss: on the boundary) to 1 (certain), quantised to 0..255. A pixel whose
   output is not finite has class :data:`UNKNOWN` and confidence 0. Both grids are ``bytes``:
   immutable, and one object each instead of 4,096 Python numbers.
-- The answer comes from the evaluation forward pass (batch-norm with its running statistics;
-  the engine has no dropout), which allocates its own arrays and writes nothing that the next
+- The answer comes from the evaluation forward pass (batch-norm with its running statistics,
+  no dropout), which allocates its own arrays and writes nothing that the next
   backward pass reads (see :mod:`bpmon.engine.layers`): computing a boundary between two steps
   leaves training exactly as it was.
 - Points: the training and the test points with their true class, at most :data:`MAX_POINTS`

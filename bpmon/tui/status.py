@@ -86,8 +86,9 @@ def knobs(config: RunConfig, preset: str) -> str:
     return " ".join(parts)
 
 
-def format_pace(pace: float) -> str:
-    """``10.0`` -> ``"10/s"``."""
+def short_pace(pace: float) -> str:
+    """``10.0`` -> ``"10/s"``: the status line's short form of
+    :func:`bpmon.trainer.commands.format_pace`."""
     return f"{pace:g}/s"
 
 
@@ -175,7 +176,7 @@ class StatusLine(SnapshotView):
             if math.isfinite(snapshot.pace):
                 # The pace first: at 80 columns a long line loses its end, not this.
                 text.append("  pace ", label)
-                text.append(format_pace(snapshot.pace), "bold")
+                text.append(short_pace(snapshot.pace), "bold")
         text.append("  ")
         if snapshot.preset:
             text.append(snapshot.preset, "bold")

@@ -36,6 +36,7 @@ from textual.containers import Container, Vertical
 from textual.geometry import Size
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.widgets import Footer
 
 from bpmon.config import HIDDEN_ACTIVATIONS, INITS, MAX_DEPTH, MIN_DEPTH, OPTIMIZERS, RunConfig
@@ -51,6 +52,7 @@ from .loss import LossPanel
 from .palette import PaletteCommands
 from .predictions import PredictionPanel
 from .saving import save_preset
+from .screens import MonitorScreen, Palette
 from .status import StatusLine, knobs
 from .toosmall import MIN_HEIGHT, MIN_WIDTH, TooSmall
 
@@ -298,6 +300,14 @@ class BpmonApp(App[None]):
                     yield BoundaryPanel(id="boundary").data_bind(BpmonApp.snapshot)
         # At 80 columns the keys fill the footer; ctrl+p is in the help (?) instead.
         yield Footer(compact=True, show_command_palette=False)
+
+    def get_default_screen(self) -> Screen[None]:
+        return MonitorScreen(id="_default")
+
+    def action_command_palette(self) -> None:
+        # Textual's own action, opening the palette as a screen that ignores stale resizes.
+        if self.use_command_palette and not isinstance(self.screen, CommandPalette):
+            self.push_screen(Palette(id="--command-palette"))
 
     def on_mount(self) -> None:
         self.snapshot = self.source.latest()

@@ -24,6 +24,7 @@ from textual.screen import ModalScreen
 from bpmon.finding import Finding, Severity
 from bpmon.trainer import Snapshot
 
+from .screens import TerminalSized
 from .view import SnapshotView, TextLine
 
 # A marker per severity, so that the line reads without colour too.
@@ -217,7 +218,7 @@ class FindingsList(TextLine, SnapshotView):
         self.text = findings_text(snapshot, _Styles(self))
 
 
-class FindingsScreen(ModalScreen[None]):
+class FindingsScreen(TerminalSized, ModalScreen[None]):
     """Every finding with its evidence and advice, kept up to date with the app's snapshot;
     escape closes it (and enter or f, the app's keys that opened it). A finding's key applies
     it from here as from the main screen."""

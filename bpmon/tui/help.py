@@ -11,8 +11,10 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from .screens import TerminalSized
 
-class HelpScreen(ModalScreen[None]):
+
+class HelpScreen(TerminalSized, ModalScreen[None]):
     """A modal listing ``(keys, what they do)``; escape, ? or enter closes it. The list scrolls
     (arrows, page keys, the wheel) where the terminal is shorter than it."""
 

@@ -3,10 +3,10 @@
 When the terminal is dragged while a screen is busy, the screen holds several resizes at once,
 with other messages (a frame timer's tick, a callback) between them. Before bpmon.tui.screens, a
 stale size could be answered last, leaving "Terminal too small: 80x24, need 80x24" at 80x24 (the
-generated test fails so), or the sizes' echoes re-posted each other for ever and the monitor froze
-(each modal test then runs into its timeout; the fuzzed-key test hung CI so). Each test posts the
-screens what a busy screen holds after a drag, the terminal's present size last, as the terminal
-sends it, and then reads the screen and presses a key.
+generated test fails so), or the sizes' echoes re-posted each other for ever and the monitor
+froze (a modal test then times out waiting for the screen to finish; the fuzzed-key test hung CI
+so). Each test posts the screens what a busy screen holds after a drag, the terminal's present
+size last, as the terminal sends it, and then reads the screen and presses a key.
 """
 
 from __future__ import annotations
@@ -38,6 +38,13 @@ def post_drag(pilot: Pilot[Any], stale: list[tuple[int, int]]) -> None:
             screen.call_later(lambda: None)
 
 
+async def settled(pilot: Pilot[Any]) -> None:
+    """Until the screen has answered what was posted to it, then the echoes of those answers
+    (a frozen screen never gets there: the test's timeout ends it)."""
+    await pilot.pause()
+    await pilot.pause()
+
+
 def laid_out_for(size: Size) -> Callable[[str], bool]:
     """Whether a screen shows what the monitor shows at ``size`` (the panels, or the size)."""
     width, height = size
@@ -66,7 +73,7 @@ def test_a_drag_that_reaches_a_busy_screen_late_ends_at_the_terminals_size(
         await pilot.resize_terminal(*final)
         await wait_screen(pilot, laid_out_for(app.size), "the first layout")
         post_drag(pilot, stale)
-        await pilot.pause(0.2)
+        await settled(pilot)
         await wait_screen(pilot, laid_out_for(app.size), f"the layout at {final}")
         # Still answering keys.
         await press(pilot, "question_mark")
@@ -95,10 +102,11 @@ def test_a_late_drag_under_a_modal_screen_leaves_both_at_the_terminals_size(
         await press(pilot, *keys)
         await wait_shows(pilot, shows)
         post_drag(pilot, [(79, 24), (60, 20), (79, 24)])
-        await pilot.pause(0.2)
+        await settled(pilot)
         await wait_shows(pilot, shows)
         await press(pilot, "escape")
         await wait_screen(pilot, lambda s: shows not in s, "the modal closed")
+        await settled(pilot)
         await wait_screen(pilot, laid_out_for(app.size), "the panels at 80x24")
         assert "too small" not in screen_text(app)
 

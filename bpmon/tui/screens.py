@@ -11,7 +11,7 @@ is answered in turn, and two faults follow:
 - the echoes of two sizes can re-post each other for ever: the screen's queue never empties, and
   the event loop, which does not leave a queue that is not empty, answers no key and draws no
   frame again. The fuzzed-key test froze that way under load (caught here at 100% CPU: 79 and 80
-  columns, 1,771 layouts in two minutes), and held CI until its 90-minute limit.
+  columns, 1,771 resizes in its first 140 s), and held CI until its 90-minute limit.
 
 A resize whose size is no longer the terminal's is stale: a screen here ignores it, and the
 newest size's own event, always queued after it, lays the screen out. That ends both faults

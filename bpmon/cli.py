@@ -178,8 +178,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PRESET",
         help="train a second preset (name or .toml) beside --preset and show both side by side "
         "(tab moves the keys between them); the overrides and --speed apply to both runs; "
-        "headless, both "
-        'summaries, and --json gives {"runs": [a, b]}; not with --record or a CSV file',
+        'headless, both summaries, and --json gives {"runs": [a, b]}; '
+        "not with --record or a CSV file",
     )
     p.add_argument("--list-presets", action="store_true", help="list presets and exit")
     p.add_argument("--headless", action="store_true", help="print text instead of opening the app")

@@ -40,7 +40,7 @@ def post_drag(pilot: Pilot[Any], stale: list[tuple[int, int]]) -> None:
 
 async def settled(pilot: Pilot[Any]) -> None:
     """Until the screen has answered what was posted to it, then the echoes of those answers
-    (a frozen screen never gets there: the test's timeout ends it)."""
+    (a frozen screen never gets there: Textual's wait for it gives up after 30 s)."""
     await pilot.pause()
     await pilot.pause()
 

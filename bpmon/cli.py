@@ -55,6 +55,7 @@ from bpmon.config import (
     validate_data,
 )
 from bpmon.errors import BpmonError
+from bpmon.text import printable
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -126,8 +127,8 @@ class _Stdout:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # argparse prints the whole usage block; one line is easier to read in a log.
-        # _one_line: "unrecognized arguments" quotes the arguments raw, newlines and all.
-        self.exit(EXIT_USAGE, f"bpmon: error: {_one_line(message)} (see bpmon --help)\n")
+        # printable: "unrecognized arguments" quotes the arguments raw, newlines and all.
+        self.exit(EXIT_USAGE, f"bpmon: error: {printable(message)} (see bpmon --help)\n")
 
     def print_help(self, file: SupportsWrite[str] | None = None) -> None:
         # argparse swallows a failed write of the help; a closed stdout is an output error.
@@ -426,15 +427,7 @@ def _say(line: str) -> None:
     """One line on stderr; when stderr itself is gone there is nobody left to tell."""
     if sys.stderr is not None:
         with contextlib.suppress(OSError):
-            print(_one_line(line), file=sys.stderr, flush=True)
-
-
-def _one_line(text: str) -> str:
-    """``text`` with every unprintable character escaped: a newline in a file name (or a value)
-    must not break the one-line promise, nor an escape sequence reach the terminal."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+            print(printable(line), file=sys.stderr, flush=True)
 
 
 def _output_failed(exc: OutputError) -> int:

@@ -27,6 +27,7 @@ from typing import NoReturn
 from bpmon import cli
 from bpmon.config import Rule
 from bpmon.errors import BpmonError
+from bpmon.text import printable
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -47,7 +48,7 @@ class _ServeParser(cli._Parser):
     def error(self, message: str) -> NoReturn:
         self.exit(
             cli.EXIT_USAGE,
-            f"bpmon serve: error: {cli._one_line(message)} (see bpmon serve --help)\n",
+            f"bpmon serve: error: {printable(message)} (see bpmon serve --help)\n",
         )
 
 

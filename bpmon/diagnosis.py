@@ -19,14 +19,8 @@ import math
 import statistics
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
 
-from bpmon.finding import Finding
-from bpmon.telemetry import LayerStats
-
-if TYPE_CHECKING:
-    # Only a type here: the trainer's loop imports this module to diagnose what it publishes.
-    from bpmon.trainer.snapshot import Snapshot
+from bpmon.runmodel import Finding, LayerStats, Snapshot
 
 # A finding appears after its rule held for this many snapshots in a row, and goes after it
 # failed for this many: at the monitor's 20 snapshots a second, about a quarter of a second.
@@ -36,7 +30,7 @@ CLEAR_AFTER = 5
 WINDOW = 40
 
 
-Rule = Callable[[Sequence["Snapshot"]], Finding | None]
+Rule = Callable[[Sequence[Snapshot]], Finding | None]
 
 
 def _ratio_words(ratio: float) -> str:

@@ -6,25 +6,6 @@ them, so that neither imports the other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from bpmon.runmodel import Finding, Severity
 
-Severity = Literal["info", "warning", "error"]
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing wrong with a run, said plainly: ``evidence`` holds the numbers, ``advice`` what
-    to try, and ``key`` the monitor's key that tries it (None when no key does)."""
-
-    rule: str
-    severity: Severity
-    layers: tuple[str, ...]
-    evidence: str
-    advice: str
-    key: str | None = None
-
-    @property
-    def line(self) -> str:
-        """The finding in one line: its rule, its evidence and its advice."""
-        return f"{self.rule}: {self.evidence} — {self.advice}"
+__all__ = ["Finding", "Severity"]

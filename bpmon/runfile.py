@@ -40,7 +40,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from bpmon.config import RunConfig, Thresholds
 from bpmon.errors import BpmonError
-from bpmon.telemetry import LayerStats
+from bpmon.runmodel import LayerStats
 
 if TYPE_CHECKING:
     from bpmon.trainer import Snapshot

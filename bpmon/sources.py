@@ -36,7 +36,7 @@ from bpmon.diagnosis import WINDOW, Diagnosis, evaluate
 from bpmon.errors import BpmonError
 from bpmon.finding import Finding
 from bpmon.runfile import check_header, denum, layer_from_record, parse_line
-from bpmon.telemetry import LayerStats
+from bpmon.runmodel import LayerStats
 from bpmon.trainer import Command, CommandKind, Prediction, Snapshot, State
 from bpmon.trainer.commands import CURSOR_COMMANDS
 from bpmon.trainer.states import STATES

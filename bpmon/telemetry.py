@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
@@ -27,29 +25,9 @@ from bpmon.engine.activations import ACTIVATIONS_BY_NAME, Array
 from bpmon.engine.network import Network
 from bpmon.engine.optimizers import Optimizer
 from bpmon.engine.view import LayerView
+from bpmon.runmodel import STATUSES, LayerStats, Status
 
-Status = Literal["vanishing", "healthy", "exploding", "nonfinite"]
-STATUSES: tuple[Status, ...] = ("vanishing", "healthy", "exploding", "nonfinite")
-
-
-@dataclass(frozen=True)
-class LayerStats:
-    """One Dense layer at one snapshot. ``health_label`` says what ``health`` counts
-    ("saturated" or "dead"; empty for the output layer, which has no hidden activation).
-    ``activation`` names the hidden activation after the layer (None for the output layer)."""
-
-    name: str
-    fan_in: int
-    fan_out: int
-    grad_norm: float
-    bias_grad_norm: float
-    weight_norm: float
-    update_ratio: float
-    delta_norm: float
-    health: float
-    health_label: str
-    status: Status
-    activation: str | None = None
+__all__ = ["STATUSES", "LayerStats", "Status", "classify", "collect", "layer_stats"]
 
 
 def _norm(a: Array | None) -> float:

@@ -35,59 +35,23 @@ Conventions:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
 from bpmon.data import Dataset
 from bpmon.engine.activations import Array
 from bpmon.engine.network import Network
+from bpmon.runmodel import UNKNOWN, Boundary, Point
 
 RESOLUTION = 64
 MARGIN = 0.1
 MAX_POINTS = 400
-UNKNOWN = 255
 _LARGEST = float(np.finfo(np.float64).max)
 _PRECISION = 1e-6
 # Seconds of training between two boundaries while a run trains: a 64x64 grid through the
 # network is a forward pass over 4,096 points, which next to a step of a small network is
 # expensive (see the benchmark "boundary"); a picture four times a second is enough to watch.
 INTERVAL = 0.25
-
-
-class Point(NamedTuple):
-    """A data point in plane coordinates with its true class."""
-
-    x1: float
-    x2: float
-    label: int
-
-
-@dataclass(frozen=True)
-class Boundary:
-    """The network's answer over the plane at one step (see the module doc for conventions)."""
-
-    step: int
-    axes: tuple[str, str]
-    x1: tuple[float, float]
-    """The plane's left and right edge."""
-    x2: tuple[float, float]
-    """The plane's bottom and top edge."""
-    size: int
-    n_classes: int
-    classes: bytes
-    """Predicted class per pixel, ``size * size``, row-major from the top."""
-    confidence: bytes
-    """Confidence per pixel, 0 (a coin toss) to 255 (certain)."""
-    train: tuple[Point, ...]
-    test: tuple[Point, ...]
-
-    def locate(self, point: Point) -> tuple[float, float]:
-        """Where ``point`` lies as fractions of the plane: (across from the left, down from the
-        top), each in [0, 1] for a point inside it."""
-        (left, right), (bottom, top) = self.x1, self.x2
-        return (point.x1 - left) / (right - left), (top - point.x2) / (top - bottom)
 
 
 def unavailable(data: Dataset) -> str:

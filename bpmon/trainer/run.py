@@ -23,9 +23,9 @@ from bpmon.engine.network import Network
 from bpmon.engine.optimizers import Optimizer, make_optimizer
 from bpmon.errors import BpmonError
 from bpmon.memory import ensure_fits
+from bpmon.runmodel import LossHistory
 from bpmon.telemetry import LayerStats, collect, first_nonfinite_layer
 
-HISTORY_POINTS = 512
 # A snapshot's accuracy (or R²) is measured on at most this many rows of each split while a run
 # goes on: on a split of 800,000 rows the full forward pass took 0.3 s, so snapshots every
 # 0.05 s held training to 0.28x of its speed. A fixed sample (chosen once per run from its
@@ -63,27 +63,6 @@ def eval_rows(
     rng = np.random.default_rng([seed, 0xE7A1])
     rest = rng.choice(np.arange(first, n), size=rows - first, replace=False)
     return np.concatenate([np.arange(first), np.sort(rest)]).astype(np.intp)
-
-
-class LossHistory:
-    """The loss curve in bounded memory: every ``stride``-th step is kept, and when the buffer
-    fills, every other point is dropped and the stride doubles. However long the run, it holds
-    at most ``capacity`` points spread evenly over the whole run."""
-
-    def __init__(self, capacity: int = HISTORY_POINTS) -> None:
-        self.capacity = capacity
-        self.stride = 1
-        self.steps: list[int] = []
-        self.values: list[float] = []
-
-    def add(self, step: int, loss: float) -> None:
-        if step % self.stride:
-            return
-        self.steps.append(step)
-        self.values.append(loss)
-        if len(self.steps) >= self.capacity:
-            del self.steps[1::2], self.values[1::2]
-            self.stride *= 2
 
 
 def batch_bounds(n: int, batch_size: int, min_batch: int) -> tuple[tuple[int, int], ...]:

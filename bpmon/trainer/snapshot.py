@@ -16,98 +16,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bpmon.config import RunConfig, Thresholds
+from bpmon.config import RunConfig
 from bpmon.engine.activations import Array
-from bpmon.finding import Finding
-from bpmon.telemetry import LayerStats, collect
-from bpmon.trainer.boundary import Boundary
+from bpmon.runmodel import Boundary, Prediction, Snapshot
+from bpmon.telemetry import collect
 from bpmon.trainer.run import PREDICTION_ROWS, Run
 from bpmon.trainer.states import State
 
+__all__ = ["ENDED", "LoopFacts", "Prediction", "Snapshot", "accuracy", "snapshot_of"]
+
 # The states after which a run does not train on: its snapshot measures every row.
 ENDED: frozenset[State] = frozenset({"finished", "diverged", "stopped", "error"})
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One row of the prediction table. ``output`` is the network's output row (one probability
-    for a binary task, one per class otherwise); ``target`` and ``predicted`` are class indices.
-    A row whose output is not finite is never ``correct``, whatever its ``predicted`` says."""
-
-    inputs: tuple[float, ...]
-    target: int
-    output: tuple[float, ...]
-    predicted: int
-    correct: bool
-    # Regression: the target in its own units (``output`` is the prediction in the same units,
-    # ``target`` and ``predicted`` are 0, and ``correct`` says only that the output is finite).
-    target_value: float | None = None
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Everything a consumer may show about a run at one moment; immutable, plain values.
-
-    ``message`` is sticky (why the run is in error, why a restart failed); ``notice`` is said
-    once, each time ``notice_id`` changes (an intent that was refused or clamped).
-    ``switches`` is the architecture with the switches a user can flip: ``"2-8-8-4-1 relu +bn"``.
-
-    A snapshot need not come from bpmon's own trainer: one read back from a run file (a replay,
-    a followed file, a PyTorch run) has no ``config`` and may not know ``epochs``, the accuracy
-    or the predictions. ``mode`` then says where it comes from in the status line's first word
-    (``"REPLAY"``, ``"WATCHING"``, ``"ENDED (finished)"``; empty for a live run), ``detail``
-    adds what the source knows (``"snapshot 12/300 · 2x"``, ``"writer quiet for 12 s"``), and
-    ``marker_step`` is the step the loss curve marks (a replay's cursor).
-
-    ``findings`` are what :mod:`bpmon.diagnosis` makes of the recent snapshots, most severe
-    first; the source that publishes the snapshot computes them, never a panel.
-
-    ``boundary`` is the network's answer over the input plane (:mod:`bpmon.trainer.boundary`),
-    present only while a consumer has asked for it (key ``v``) and the data is 2-D; it is
-    recomputed at its own, slower cadence, so consecutive snapshots may share one.
-    """
-
-    run_id: int
-    preset: str
-    config: RunConfig | None
-    architecture: str
-    switches: str
-    state: State
-    step: int
-    epoch: int
-    epochs: int | None
-    loss: float
-    loss_steps: tuple[int, ...]
-    loss_values: tuple[float, ...]
-    previous_loss_steps: tuple[int, ...]
-    previous_loss_values: tuple[float, ...]
-    layers: tuple[LayerStats, ...]
-    initial_layers: tuple[LayerStats, ...]
-    accuracy: float | None
-    test_accuracy: float | None
-    predictions: tuple[Prediction, ...]
-    classes: tuple[str, ...]
-    steps_per_second: float
-    lr: float
-    elapsed: float
-    thresholds: Thresholds
-    diverged_step: int | None = None
-    diverged_layer: str | None = None
-    message: str = ""
-    notice: str = ""
-    notice_id: int = 0
-    mode: str = ""
-    detail: str = ""
-    marker_step: int | None = None
-    # A live run's pace in steps per second (inf: full speed; see bpmon.trainer.loop).
-    pace: float = math.inf
-    findings: tuple[Finding, ...] = ()
-    # Regression runs report R² (train, test) where classification reports accuracy, which is
-    # then None.
-    r2: float | None = None
-    test_r2: float | None = None
-    notes: tuple[str, ...] = ()
-    boundary: Boundary | None = None
 
 
 @dataclass(frozen=True)

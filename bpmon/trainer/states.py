@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-State = Literal["running", "paused", "finished", "diverged", "error", "stopped"]
-STATES: tuple[State, ...] = ("running", "paused", "finished", "diverged", "error", "stopped")
+from bpmon.runmodel import STATES, State
+
+__all__ = ["STATES", "TRANSITIONS", "Event", "State", "after"]
 
 Event = Literal[
     "pause",  # a user's pause, or run() reaching its step budget

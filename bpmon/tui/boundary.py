@@ -29,8 +29,8 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
+from bpmon.runmodel import UNKNOWN, Boundary, Point
 from bpmon.trainer import Snapshot
-from bpmon.trainer.boundary import UNKNOWN, Boundary, Point
 
 from .predictions import class_name, scores
 from .view import SnapshotView

@@ -21,7 +21,7 @@ from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.screen import ModalScreen
 
-from bpmon.finding import Finding, Severity
+from bpmon.runmodel import Finding, Severity
 from bpmon.trainer import Snapshot
 
 from .screens import TerminalSized

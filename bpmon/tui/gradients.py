@@ -25,7 +25,7 @@ from textual.containers import VerticalScroll
 from textual.reactive import reactive
 
 from bpmon.config import Thresholds
-from bpmon.telemetry import STATUSES, LayerStats
+from bpmon.runmodel import STATUSES, LayerStats
 from bpmon.trainer import Snapshot
 
 from .view import SnapshotView, TextLine

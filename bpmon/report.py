@@ -1,12 +1,13 @@
-"""Snapshots as plain text and JSON, for the headless CLI, ``--record`` files and scripts."""
+"""Snapshots as plain text and JSON, for the headless CLI and scripts (``--json``); the run
+file's lines are :mod:`bpmon.runfile`'s."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
 from typing import Any
 
-from bpmon.trainer import Prediction, Snapshot
+from bpmon.codec import to_record
+from bpmon.runmodel import Prediction, Snapshot
 
 
 def _num(x: float | None) -> float | None:
@@ -60,16 +61,7 @@ def summary(snap: Snapshot, steps_per_second: float) -> dict[str, Any]:
             }
             for p in snap.predictions
         ],
-        "findings": [
-            {
-                "rule": f.rule,
-                "severity": f.severity,
-                "layers": list(f.layers),
-                "evidence": f.evidence,
-                "advice": f.advice,
-            }
-            for f in snap.findings
-        ],
+        "findings": [to_record(f) for f in snap.findings],
     }
 
 
@@ -90,25 +82,6 @@ def findings_lines(snap: Snapshot) -> list[str]:
     if not snap.findings:
         return ["Findings: none"]
     return ["Findings:"] + [f"  {f.severity}: {f.line}" for f in snap.findings]
-
-
-def record(snap: Snapshot) -> dict[str, Any]:
-    """One ``--record`` line: the state of the run at one snapshot."""
-    return {
-        "run_id": snap.run_id,
-        "step": snap.step,
-        "epoch": snap.epoch,
-        "state": snap.state,
-        "loss": _num(snap.loss),
-        "accuracy": _num(snap.accuracy),
-        "test_accuracy": _num(snap.test_accuracy),
-        "lr": snap.lr,
-        "architecture": snap.switches,
-        "layers": [
-            {k: (_num(v) if isinstance(v, float) else v) for k, v in asdict(layer).items()}
-            for layer in snap.layers
-        ],
-    }
 
 
 def progress_line(snap: Snapshot) -> str:

@@ -1,25 +1,20 @@
-"""The run file: the one format between processes and machines (format ``bpmon-run``, version 1).
+"""The run file: the one format between processes and machines (format ``bpmon-run``, version 2).
 
 JSON Lines, UTF-8, one object a line, each line flushed as it is written, so that a reader
 following the file (``bpmon watch``) or a run killed halfway leaves a file whose every complete
 line is readable. Numbers that are not finite are written as ``null`` (JSON has no NaN).
 
-- Line 1, the header: ``{"format": "bpmon-run", "version": 1, "source": "bpmon" | "torch",
-  "name", "started" (ISO 8601, UTC), "host", "pid", "layers": [{"name", "kind", "shape",
-  "fan_in", "fan_out", "activation"}], "thresholds": {...}, "architecture", "switches",
-  "epochs", "classes", "config"}``; ``config`` (bpmon's own runs only) is the whole run
-  configuration, so a recorded run can be run again.
-- Then one line per snapshot: ``{"step", "epoch", "time" (seconds since "started"), "loss",
-  "accuracy", "test_accuracy", "lr", "state", "run_id", "layers": [{per-layer telemetry,
-  "status"}], "predictions": [...] (optional), "diverged_step", "diverged_layer"}``.
-- A restart inside the same file (a key in the monitor) is an event line ``{"event": "restart",
-  "run_id", "architecture", "switches", "layers", "config"}``; the snapshot lines after it
-  belong to the new run.
-- When the writer ends on purpose, a last line ``{"event": "end", "state": "finished" |
-  "diverged" | "interrupted" | "stopped" | "error"}``.
+Every line is a dataclass of :mod:`bpmon.runmodel` through the one codec (:mod:`bpmon.codec`):
 
-The JSON Schema of every line is ``bpmon/schema/run-v1.schema.json``; the tests validate each
-writer's output against it. Version 1 files must keep loading: readers accept any version up to
+- line 1, the :class:`~bpmon.runmodel.Header`;
+- one line per :class:`~bpmon.runmodel.Snapshot`, its recorded fields (the findings the live
+  diagnosis held included);
+- a :class:`~bpmon.runmodel.Restart` event when a key in the monitor restarted the run;
+- an :class:`~bpmon.runmodel.End` event when the writer ends on purpose.
+
+``docs/run-format.md`` describes every key; the JSON Schema of every line is
+``bpmon/schema/run-v2.schema.json`` (``run-v1`` for version 1), and the tests validate each
+writer's output against it. Version 1 files keep loading: readers accept any version up to
 :data:`VERSION` and refuse newer ones with one clear line.
 """
 
@@ -34,16 +29,26 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from bpmon.codec import DecodeError, from_record, to_record
 from bpmon.config import RunConfig, Thresholds
 from bpmon.errors import BpmonError
-from bpmon.runmodel import LayerStats
+from bpmon.runmodel import (
+    END_STATES,
+    FORMAT,
+    VERSION,
+    End,
+    Header,
+    LayerDescription,
+    LayerStats,
+    Restart,
+)
 
 if TYPE_CHECKING:
-    from bpmon.trainer import Snapshot
+    from bpmon.runmodel import Snapshot
 
 
 class TextSink(Protocol):
@@ -52,9 +57,7 @@ class TextSink(Protocol):
     def flush(self) -> object: ...
 
 
-FORMAT = "bpmon-run"
-VERSION = 1
-END_STATES = ("finished", "diverged", "interrupted", "stopped", "error")
+__all__ = ["END_STATES", "FORMAT", "VERSION", "Recorder", "RunWriter", "header"]
 
 
 def num(x: float | None) -> float | None:
@@ -68,38 +71,21 @@ def denum(x: Any) -> float:
 
 
 def layer_record(layer: LayerStats) -> dict[str, Any]:
-    """One layer of a snapshot line: every :class:`LayerStats` field, NaN as null."""
-    return {
-        k: (num(v) if isinstance(v, float) else v) for k, v in dataclasses.asdict(layer).items()
-    }
+    """One layer of a snapshot line (the codec's record of a :class:`LayerStats`)."""
+    return to_record(layer)
 
 
-def layer_from_record(record: Mapping[str, Any]) -> LayerStats:
-    """A :class:`LayerStats` back from :func:`layer_record`'s dict; missing figures are NaN."""
-    status = record.get("status", "healthy")
-    return LayerStats(
-        name=str(record.get("name", "?")),
-        fan_in=int(record.get("fan_in") or 0),
-        fan_out=int(record.get("fan_out") or 0),
-        grad_norm=denum(record.get("grad_norm")),
-        bias_grad_norm=denum(record.get("bias_grad_norm")),
-        weight_norm=denum(record.get("weight_norm")),
-        update_ratio=denum(record.get("update_ratio")),
-        delta_norm=denum(record.get("delta_norm")),
-        health=denum(record.get("health")) if record.get("health") is not None else 0.0,
-        health_label=str(record.get("health_label") or ""),
-        status=status
-        if status in ("vanishing", "healthy", "exploding", "nonfinite")
-        else "healthy",
-        activation=record.get("activation"),
-    )
+def layer_from_record(record: object) -> LayerStats:
+    """A :class:`LayerStats` back from :func:`layer_record`'s dict; a :class:`DecodeError` for
+    a value that does not fit."""
+    return from_record(LayerStats, record)
 
 
 def header(
     *,
     source: str,
     name: str,
-    layers: list[dict[str, Any]],
+    layers: Sequence[LayerDescription | Mapping[str, Any]],
     thresholds: Thresholds,
     architecture: str,
     switches: str,
@@ -107,25 +93,46 @@ def header(
     classes: tuple[str, ...] = (),
     config: RunConfig | None = None,
     started: float | None = None,
+    notes: tuple[str, ...] = (),
+    excluded: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """The first line of a run file."""
+    """The first line of a run file. ``layers`` are descriptions, or dicts of their fields (a
+    writer's own, checked here as a reader would)."""
     started = time.time() if started is None else started
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "source": source,
-        "name": name,
-        "started": datetime.datetime.fromtimestamp(started, datetime.UTC).isoformat(),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "layers": layers,
-        "thresholds": dataclasses.asdict(thresholds),
-        "architecture": architecture,
-        "switches": switches,
-        "epochs": epochs,
-        "classes": list(classes),
-        "config": None if config is None else config_record(config),
-    }
+    return to_record(
+        Header(
+            source=source,
+            name=name,
+            started=datetime.datetime.fromtimestamp(started, datetime.UTC).isoformat(),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            layers=tuple(_description(x) for x in layers),
+            thresholds=thresholds,
+            architecture=architecture,
+            switches=switches,
+            epochs=epochs,
+            classes=tuple(classes),
+            config=config,
+            notes=tuple(notes),
+            excluded=tuple(excluded),
+        )
+    )
+
+
+def _description(layer: LayerDescription | Mapping[str, Any]) -> LayerDescription:
+    if isinstance(layer, LayerDescription):
+        return layer
+    return from_record(LayerDescription, dict(layer))
+
+
+def read_header(record: Any, path: str) -> Header:
+    """The :class:`Header` of a run file's first line, or one clear :class:`BpmonError`
+    (``path:1: key = value: expected ...``)."""
+    check_header(record, path)
+    try:
+        return from_record(Header, record)
+    except DecodeError as exc:
+        raise BpmonError(f"{path}:1: {exc}") from None
 
 
 def config_record(config: RunConfig) -> dict[str, Any]:
@@ -169,7 +176,7 @@ class RunWriter:
         if self._ended:
             return
         self._ended = True
-        self.write({"event": "end", "state": state})
+        self.write(to_record(End(state=state)))
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -225,51 +232,32 @@ def iter_lines(stream: IO[bytes], first_number: int = 1) -> Iterator[Line]:
 
 
 def snapshot_record(snap: Snapshot, started: float, predictions: bool = True) -> dict[str, Any]:
-    """One snapshot line for a snapshot of bpmon's trainer."""
-    record: dict[str, Any] = {
-        "step": snap.step,
-        "epoch": snap.epoch,
-        "time": round(time.time() - started, 4),
-        "loss": num(snap.loss),
-        "accuracy": num(snap.accuracy),
-        "test_accuracy": num(snap.test_accuracy),
-        "lr": num(snap.lr),
-        "state": snap.state,
-        "run_id": snap.run_id,
-        "layers": [layer_record(layer) for layer in snap.layers],
-        "diverged_step": snap.diverged_step,
-        "diverged_layer": snap.diverged_layer,
-    }
-    if predictions and snap.predictions:
-        record["predictions"] = [
-            {
-                "input": [num(v) for v in p.inputs],
-                "target": p.target,
-                "output": [num(v) for v in p.output],
-                "predicted": p.predicted,
-                "correct": p.correct,
-            }
-            for p in snap.predictions
-        ]
-    return record
+    """One snapshot line for a snapshot of bpmon's trainer: its recorded fields, ``time`` the
+    seconds since the file's ``started``."""
+    line = dataclasses.replace(
+        snap,
+        elapsed=round(time.time() - started, 4),
+        predictions=snap.predictions if predictions else (),
+    )
+    return to_record(line)
 
 
-def layer_descriptions(snap: Snapshot) -> list[dict[str, Any]]:
+def layer_descriptions(snap: Snapshot) -> tuple[LayerDescription, ...]:
     """The header's ``layers`` for a snapshot of bpmon's trainer: its Dense layers."""
     config = snap.config
     sizes = [int(s) for s in snap.architecture.split("-")]
     activations = () if config is None else config.model.activations
-    return [
-        {
-            "name": f"layer{i}",
-            "kind": "Dense",
-            "shape": [fan_in, fan_out],
-            "fan_in": fan_in,
-            "fan_out": fan_out,
-            "activation": activations[i] if i < min(len(sizes) - 2, len(activations)) else None,
-        }
+    return tuple(
+        LayerDescription(
+            name=f"layer{i}",
+            kind="Dense",
+            shape=(fan_in, fan_out),
+            fan_in=fan_in,
+            fan_out=fan_out,
+            activation=activations[i] if i < min(len(sizes) - 2, len(activations)) else None,
+        )
         for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes))
-    ]
+    )
 
 
 class Recorder:
@@ -305,19 +293,23 @@ class Recorder:
                     classes=snap.classes,
                     config=snap.config,
                     started=self.writer.started,
+                    notes=snap.notes,
                 )
             )
         elif snap.run_id != self._run_id:
             self.writer.write(
-                {
-                    "event": "restart",
-                    "run_id": snap.run_id,
-                    "architecture": snap.architecture,
-                    "switches": snap.switches,
-                    "epochs": snap.epochs,
-                    "layers": layer_descriptions(snap),
-                    "config": None if snap.config is None else config_record(snap.config),
-                }
+                to_record(
+                    Restart(
+                        run_id=snap.run_id,
+                        architecture=snap.architecture,
+                        switches=snap.switches,
+                        epochs=snap.epochs,
+                        layers=layer_descriptions(snap),
+                        config=snap.config,
+                        classes=snap.classes,
+                        notes=snap.notes,
+                    )
+                )
             )
         self._run_id = snap.run_id
         self._last_state = snap.state

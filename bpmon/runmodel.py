@@ -169,32 +169,34 @@ class Snapshot:
     bridge) builds a snapshot of those; a default says "not known".
     """
 
+    # The recorded fields first, in the order of version 1's snapshot lines: a reader's fast
+    # path reads step, loss and run_id from a line's start (bpmon.sources).
+    step: int = 0
+    epoch: int = field(default=0, metadata={"null_as": 0})
+    elapsed: float = field(default=0.0, metadata={"key": "time"})
+    loss: float = math.nan
+    accuracy: float | None = None
+    test_accuracy: float | None = None
+    lr: float = math.nan
+    state: State = "running"
     run_id: int = 0
+    layers: tuple[LayerStats, ...] = ()
+    predictions: tuple[Prediction, ...] = ()
+    diverged_step: int | None = None
+    diverged_layer: str | None = None
     preset: str = field(default="", metadata=_off())
     config: RunConfig | None = field(default=None, metadata=_off())
     architecture: str = field(default="", metadata=_off())
     switches: str = field(default="", metadata=_off())
-    state: State = "running"
-    step: int = 0
-    epoch: int = field(default=0, metadata={"null_as": 0})
     epochs: int | None = field(default=None, metadata=_off())
-    loss: float = math.nan
     loss_steps: tuple[int, ...] = field(default=(), metadata=_off())
     loss_values: tuple[float, ...] = field(default=(), metadata=_off())
     previous_loss_steps: tuple[int, ...] = field(default=(), metadata=_off())
     previous_loss_values: tuple[float, ...] = field(default=(), metadata=_off())
-    layers: tuple[LayerStats, ...] = ()
     initial_layers: tuple[LayerStats, ...] = field(default=(), metadata=_off())
-    accuracy: float | None = None
-    test_accuracy: float | None = None
-    predictions: tuple[Prediction, ...] = ()
     classes: tuple[str, ...] = field(default=(), metadata=_off())
     steps_per_second: float = 0.0
-    lr: float = math.nan
-    elapsed: float = field(default=0.0, metadata={"key": "time"})
     thresholds: Thresholds = field(default_factory=Thresholds, metadata=_off())
-    diverged_step: int | None = None
-    diverged_layer: str | None = None
     message: str = ""
     notice: str = field(default="", metadata=_off())
     notice_id: int = field(default=0, metadata=_off())

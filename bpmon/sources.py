@@ -19,7 +19,6 @@ kept per line (step, loss, offset: 24 bytes), never the parsed lines.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
@@ -31,15 +30,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
-from bpmon.config import Thresholds
-from bpmon.diagnosis import WINDOW, Diagnosis, evaluate
+from bpmon.codec import DecodeError
 from bpmon.errors import BpmonError
-from bpmon.finding import Finding
-from bpmon.runfile import check_header, denum, layer_from_record, parse_line
-from bpmon.runmodel import LayerStats
-from bpmon.trainer import Command, CommandKind, Prediction, Snapshot, State
-from bpmon.trainer.commands import CURSOR_COMMANDS
-from bpmon.trainer.states import STATES
+from bpmon.readback import FindingsPass, Peek, RunInfo, change, decode_line, peek_line
+from bpmon.runfile import check_header, parse_line, read_header
+from bpmon.runmodel import End, Finding, LayerStats, Restart, Snapshot
+from bpmon.trainer.commands import CURSOR_COMMANDS, Command, CommandKind
 
 Mode = Literal["replay", "watch"]
 
@@ -101,12 +97,23 @@ class _Curve:
     steps: array[int] = field(default_factory=lambda: array("q"))
     losses: array[float] = field(default_factory=lambda: array("d"))
     offsets: array[int] = field(default_factory=lambda: array("q"))
+    # Per snapshot: the index of its findings in the FindingsPass's sets; RECORDED when the
+    # line carries its own, PENDING while the pass has not reached it.
+    findings: array[int] = field(default_factory=lambda: array("i"))
     first_layers: tuple[LayerStats, ...] = ()
+    info: RunInfo = field(default_factory=RunInfo)
 
-    def add(self, step: int, loss: float, offset: int) -> None:
+    def add(self, step: int, loss: float, offset: int, findings: int = -2) -> None:
         self.steps.append(step)
         self.losses.append(loss)
         self.offsets.append(offset)
+        self.findings.append(findings)
+
+    def extend(self, other: _Curve) -> None:
+        self.steps.extend(other.steps)
+        self.losses.extend(other.losses)
+        self.offsets.extend(other.offsets)
+        self.findings.extend(other.findings)
 
     def thinned(self, upto: int | None = None) -> tuple[tuple[int, ...], tuple[float, ...]]:
         """At most :data:`CURVE_POINTS` evenly spread points, the first and last kept; NaN
@@ -119,16 +126,8 @@ class _Curve:
         return tuple(self.steps[i] for i in picks), tuple(self.losses[i] for i in picks)
 
 
-@dataclass
-class _Info:
-    """What the header (and restart events) say about the run."""
-
-    name: str = ""
-    architecture: str = ""
-    switches: str = ""
-    epochs: int | None = None
-    classes: tuple[str, ...] = ()
-    thresholds: Thresholds = field(default_factory=Thresholds)
+RECORDED = -1
+PENDING = -2
 
 
 class RunFileSource:
@@ -202,7 +201,10 @@ class RunFileSource:
     def _reset(self) -> None:
         self._file: IO[bytes] | None = None
         self._inode: tuple[int, int] | None = None
-        self._info = _Info()
+        # The run the next snapshot lines belong to: the header's, then each restart's.
+        self._info = RunInfo(name=Path(self.path).stem)
+        self._header_info = self._info
+        self._restarts_in_tail = 0
         self._curves: dict[int, _Curve] = {}
         self._run_order: list[int] = []
         self._header_end = 0
@@ -210,11 +212,13 @@ class RunFileSource:
         self._offset = 0  # where the next complete line starts (the followed end)
         self._line_number = 1  # the number of the line at _offset
         self._backfilled = False
-        self._last_record: dict[str, Any] | None = None
+        self._last: Snapshot | None = None
         self._last_arrival = self._clock()
         self._ended: str | None = None
         self._corrupt = 0
         self._first_corrupt: int | None = None
+        self._corrupt_why = ""
+        self._bad_offsets: set[int] = set()
         self._cursor: int | None = None  # replay: index into the current run's offsets
         self._cursor_run: int | None = None
         self._playing = False
@@ -224,7 +228,11 @@ class RunFileSource:
         self._published_key: tuple[object, ...] | None = None
         self._folder_checked = 0.0
         self._backfill_due = False
-        self._diagnosis = Diagnosis()
+        # Findings for a file that does not record them (see bpmon.readback); the pass runs in
+        # file order, so it starts on the follower's lines only once the earlier lines are in.
+        self._pass = FindingsPass()
+        self._needs_pass = True
+        self._pass_running = False
 
     def _open(self) -> None:
         f = open(self.path, "rb")  # noqa: SIM115 - held open while the file is followed
@@ -261,26 +269,8 @@ class RunFileSource:
         self._read_new()
 
     def _read_header(self, head: Mapping[str, Any]) -> None:
-        info = self._info
-        info.name = str(head.get("name") or Path(self.path).stem)
-        info.architecture = str(head.get("architecture") or "")
-        info.switches = str(head.get("switches") or info.architecture)
-        epochs = head.get("epochs")
-        info.epochs = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None
-        classes = head.get("classes")
-        info.classes = tuple(str(c) for c in classes) if isinstance(classes, list) else ()
-        th = head.get("thresholds")
-        if isinstance(th, dict):
-            with contextlib.suppress(TypeError, ValueError):
-                info.thresholds = Thresholds(
-                    **{k: float(v) for k, v in th.items() if k in Thresholds.__dataclass_fields__}
-                )
-        if not info.architecture:
-            layers = head.get("layers")
-            if isinstance(layers, list) and layers:
-                sizes = [layers[0].get("fan_in", "?")] + [x.get("fan_out", "?") for x in layers]
-                info.architecture = "-".join(str(s) for s in sizes)
-                info.switches = info.switches or info.architecture
+        header = read_header(head, self.path)
+        self._info = self._header_info = RunInfo.of_header(header, Path(self.path).stem)
 
     def _backfill(self) -> None:
         """Scan the lines between the header and the tail, on its own thread, with its own
@@ -289,8 +279,14 @@ class RunFileSource:
         order: list[int] = []
         corrupt = 0
         first_corrupt: int | None = None
+        why = ""
         number = 2
         run_id = 0
+        info = self._header_info
+        infos: dict[int, RunInfo] = {}
+        # The lines the fast path reads are diagnosed later (_diagnose_file) when the file
+        # does not record its findings.
+        fast_index = PENDING if self._needs_pass else RECORDED
         try:
             with open(self.path, "rb") as f:
                 f.seek(self._header_end)
@@ -311,42 +307,66 @@ class RunFileSource:
                         step, loss, rid = fast.groups()
                         if int(rid) == run_id:
                             curves[run_id].add(
-                                int(step), math.nan if loss == b"null" else float(loss), offset
+                                int(step),
+                                math.nan if loss == b"null" else float(loss),
+                                offset,
+                                fast_index,
                             )
                             offset += len(raw)
                             number += 1
                             continue
                     record = parse_line(raw)
+                    try:
+                        line = None if record is None else peek_line(record)
+                        if (
+                            record is not None
+                            and isinstance(line, Peek)
+                            and line.run_id not in curves
+                        ):
+                            line = decode_line(record)  # the run's first layers
+                    except DecodeError as exc:
+                        line, why = None, why or str(exc)
+                        record = None
                     if record is None:
                         corrupt += 1
                         first_corrupt = first_corrupt or number
-                    elif "event" in record:
-                        if record.get("event") == "restart":
-                            run_id = _int(record.get("run_id"), run_id + 1)
-                    else:
-                        run_id = _int(record.get("run_id"), run_id)
+                    elif isinstance(line, Restart):
+                        run_id = line.run_id
+                        info = infos[run_id] = info.after(line)
+                    elif isinstance(line, Snapshot | Peek):
+                        run_id = line.run_id
                         if run_id not in curves:
-                            curves[run_id] = _Curve(first_layers=_layers(record))
+                            layers = line.layers if isinstance(line, Snapshot) else ()
+                            curves[run_id] = _Curve(first_layers=layers, info=info)
                             order.append(run_id)
-                        curves[run_id].add(
-                            _int(record.get("step"), 0), denum(record.get("loss")), offset
-                        )
+                        index = RECORDED if "findings" in record else PENDING
+                        curves[run_id].add(line.step, line.loss, offset, index)
                     offset += len(raw)
                     number += 1
         except OSError:
             return
         with self._lock:
-            for rid, curve in self._curves.items():
-                # What the follower read since: after what the backfill found.
-                before = curves.setdefault(rid, _Curve(first_layers=curve.first_layers))
-                if rid not in order:
+            for rid in self._run_order:
+                # What the follower read since: after what the backfill found, in file order.
+                curve = self._curves[rid]
+                before = curves.get(rid)
+                if before is None:
+                    before = curves[rid] = _Curve(
+                        first_layers=curve.first_layers, info=infos.get(rid, curve.info)
+                    )
                     order.append(rid)
-                before.steps.extend(curve.steps)
-                before.losses.extend(curve.losses)
-                before.offsets.extend(curve.offsets)
+                before.extend(curve)
             self._curves = curves
             self._run_order = order
+            if order and not self._restarts_in_tail:
+                self._info = curves[order[-1]].info
+            if any(PENDING in curve.findings for curve in curves.values()):
+                self._pass_running = True
+                threading.Thread(
+                    target=self._diagnose_file, name="bpmon-findings", daemon=True
+                ).start()
             self._corrupt += corrupt
+            self._corrupt_why = self._corrupt_why or why
             if first_corrupt is not None:
                 self._first_corrupt = min(first_corrupt, self._first_corrupt or first_corrupt)
             self._line_number = number + self._lines_since_tail
@@ -380,28 +400,84 @@ class RunFileSource:
             self._line_number += 1
         record = parse_line(raw)
         if record is None:
-            self._corrupt += 1
-            if number and self._first_corrupt is None:
-                self._first_corrupt = number
+            self._count_corrupt(number, "")
             return
-        event = record.get("event")
-        if event == "end":
-            state = record.get("state")
-            self._ended = state if isinstance(state, str) else "stopped"
+        self._take_record(record, offset, number)
+
+    def _take_record(self, record: dict[str, Any], offset: int, number: int) -> None:
+        """What a complete, parsed line means: an event, or a snapshot of the current run."""
+        try:
+            line = decode_line(record)
+        except DecodeError as exc:
+            self._count_corrupt(number, str(exc))
             return
-        if event == "restart":
-            self._info.architecture = str(record.get("architecture") or self._info.architecture)
-            self._info.switches = str(record.get("switches") or self._info.architecture)
-            return
-        if event is not None:
-            return  # an event a later version added: not for this reader
-        run_id = _int(record.get("run_id"), 0)
-        curve = self._curves.get(run_id)
-        if curve is None:
-            curve = self._curves[run_id] = _Curve(first_layers=_layers(record))
-            self._run_order.append(run_id)
-        curve.add(_int(record.get("step"), 0), denum(record.get("loss")), offset)
-        self._last_record = record
+        if isinstance(line, End):
+            self._ended = line.state
+        elif isinstance(line, Restart):
+            self._info = self._info.after(line)
+            self._restarts_in_tail += 1
+        elif isinstance(line, Snapshot):
+            curve = self._curves.get(line.run_id)
+            if curve is None:
+                curve = self._curves[line.run_id] = _Curve(
+                    first_layers=line.layers, info=self._info
+                )
+                self._run_order.append(line.run_id)
+            recorded = "findings" in record
+            self._needs_pass = not recorded
+            if recorded:
+                index = RECORDED
+            elif self._backfilled and not self._pass_running:
+                index = self._pass.add(line)
+            else:
+                index = PENDING  # _diagnose_file reaches it in file order
+            curve.add(line.step, line.loss, offset, index)
+            self._last = line
+
+    def _count_corrupt(self, number: int, why: str) -> None:
+        self._corrupt += 1
+        if number and self._first_corrupt is None:
+            self._first_corrupt = number
+            self._corrupt_why = why
+
+    def _diagnose_file(self) -> None:
+        """The findings of a file that does not record them, on their own thread once the
+        earlier lines are in: one :class:`FindingsPass` over every snapshot line in file order
+        (the curves hold them in that order), then over what the follower read meanwhile."""
+        findings = FindingsPass()
+        with self._lock:
+            self._pass = findings
+            curves = [self._curves[run_id] for run_id in self._run_order]
+        done = 0
+        try:
+            with open(self.path, "rb") as f:
+                for curve in curves:
+                    for i in range(len(curve.offsets)):
+                        if self._stop.is_set():
+                            return
+                        if curve.findings[i] != PENDING:
+                            continue
+                        f.seek(curve.offsets[i])
+                        record = parse_line(f.readline())
+                        try:
+                            line = None if record is None else decode_line(record)
+                        except DecodeError:
+                            line = None
+                        snap = line if isinstance(line, Snapshot) else None
+                        curve.findings[i] = 0 if snap is None else findings.add(snap)
+                        done += 1
+                        if done % YIELD_EVERY == 0:
+                            time.sleep(YIELD_FOR)  # the UI thread's turn (see _backfill)
+        except OSError:
+            pass
+        with self._lock:
+            for curve in self._curves.values():
+                for i, offset in enumerate(curve.offsets):
+                    if curve.findings[i] == PENDING:
+                        snap = self._snapshot_at(offset)
+                        curve.findings[i] = 0 if snap is None else findings.add(snap)
+            self._pass_running = False
+            self._published_key = None  # show the findings now known
 
     def _newer_in_folder(self) -> bool:
         """Watching a folder: a newer run file has appeared there (a new run started), which
@@ -499,15 +575,23 @@ class RunFileSource:
             if self._cursor >= total - 1:
                 self._playing = False
 
-    def _current_curve(self) -> tuple[int, _Curve] | None:
+    def _snapshot_count(self) -> int:
+        """Snapshots in the file, every run of it: what a replay's cursor moves over."""
+        return sum(len(curve.offsets) for curve in self._curves.values())
+
+    def _locate(self) -> tuple[int, _Curve, int | None] | None:
+        """The run to show, its curve, and the cursor's index in it (None: its last line)."""
         if not self._run_order:
             return None
+        if self.mode == "replay" and self._cursor is not None and self._backfilled:
+            at = self._cursor
+            for run_id in self._run_order:
+                curve = self._curves[run_id]
+                if at < len(curve.offsets):
+                    return run_id, curve, at
+                at -= len(curve.offsets)
         run_id = self._run_order[-1]
-        return run_id, self._curves[run_id]
-
-    def _snapshot_count(self) -> int:
-        current = self._current_curve()
-        return 0 if current is None else len(current[1].offsets)
+        return run_id, self._curves[run_id], None
 
     # -- snapshots -----------------------------------------------------------------------------
 
@@ -531,105 +615,85 @@ class RunFileSource:
             if key == self._published_key:
                 return
             self._published_key = key
-            snapshot = self._build()
-            if self.mode == "watch":
-                snapshot = replace(snapshot, findings=self._diagnosis.add(snapshot))
-            else:
-                snapshot = replace(snapshot, findings=self._findings_at_cursor(snapshot))
-            self._latest = snapshot
-
-    def _findings_at_cursor(self, snapshot: Snapshot) -> tuple[Finding, ...]:
-        """A replay's findings where its cursor stands: the rules over the snapshots up to it
-        (a window of :data:`bpmon.diagnosis.WINDOW`), without hysteresis, so that moving the
-        cursor shows at once what a live run showed there."""
-        current = self._current_curve()
-        if current is None or not self._backfilled:
-            return evaluate([snapshot])
-        _, curve = current
-        end = len(curve.offsets) if self._cursor is None else self._cursor + 1
-        window = []
-        for offset in curve.offsets[max(0, end - WINDOW) : end - 1]:
-            record = self._record_at(offset)
-            if record is not None:
-                window.append(
-                    replace(snapshot, layers=_layers(record), loss=denum(record.get("loss")))
-                )
-        window.append(snapshot)
-        return evaluate(window)
+            self._latest = self._build()
 
     def _build(self) -> Snapshot:
-        current = self._current_curve()
-        if current is None:
+        located = self._locate()
+        if located is None or self._last is None:
             return self._waiting_snapshot()
-        run_id, curve = current
-        record = self._last_record or {}
-        upto: int | None = None
-        if self.mode == "replay" and self._cursor is not None and self._backfilled:
-            upto = self._cursor + 1
-            record = self._record_at(curve.offsets[self._cursor]) or record
+        run_id, curve, index = located
+        snap = self._last
+        if index is not None:
+            snap = self._snapshot_at(curve.offsets[index]) or snap
+        at = len(curve.findings) - 1 if index is None else index
+        recorded = curve.findings[at] if at >= 0 else PENDING
+        findings: tuple[Finding, ...] = ()
+        if recorded == RECORDED:
+            findings = snap.findings
+        elif recorded >= 0:
+            findings = self._pass.sets[recorded]
         steps, losses = curve.thinned(None)
         previous: tuple[tuple[int, ...], tuple[float, ...]] = ((), ())
-        index = self._run_order.index(run_id)
-        if index > 0:
-            previous = self._curves[self._run_order[index - 1]].thinned()
-        state = record.get("state")
-        run_state: State = state if state in STATES else "running"
-        info = self._info
-        return Snapshot(
+        order = self._run_order.index(run_id)
+        if order > 0:
+            previous = self._curves[self._run_order[order - 1]].thinned()
+        return replace(
+            snap,
+            **curve.info.context(),
             run_id=run_id,
-            preset=info.name,
-            config=None,
-            architecture=info.architecture,
-            switches=info.switches,
-            state=run_state,
-            step=_int(record.get("step"), 0),
-            epoch=_int(record.get("epoch"), 0),
-            epochs=info.epochs,
-            loss=denum(record.get("loss")),
             loss_steps=steps,
             loss_values=losses,
             previous_loss_steps=previous[0],
             previous_loss_values=previous[1],
-            layers=_layers(record),
             initial_layers=curve.first_layers,
-            accuracy=_optional(record.get("accuracy")),
-            test_accuracy=_optional(record.get("test_accuracy")),
-            predictions=_predictions(record.get("predictions")),
-            classes=info.classes,
-            steps_per_second=self._rate(curve),
-            lr=denum(record.get("lr")),
-            elapsed=denum(record.get("time")),
-            thresholds=info.thresholds,
-            diverged_step=_optional_int(record.get("diverged_step")),
-            diverged_layer=_optional_str(record.get("diverged_layer")),
-            message=self._message(),
+            findings=findings,
+            message=self._message() or snap.message,
             mode=self._mode_word(),
-            detail=self._detail(curve, upto),
-            marker_step=curve.steps[upto - 1] if upto else None,
+            detail=self._detail(order, index),
+            marker_step=None if index is None else curve.steps[index],
         )
 
-    def _record_at(self, offset: int) -> dict[str, Any] | None:
+    def _snapshot_at(self, offset: int) -> Snapshot | None:
+        """The snapshot line at ``offset``; None (and counted once as corrupt) when it cannot
+        be read or does not fit the model."""
+        if offset in self._bad_offsets:
+            return None
         try:
             with open(self.path, "rb") as f:
                 f.seek(offset)
-                return parse_line(f.readline())
+                record = parse_line(f.readline())
+            line = None if record is None else decode_line(record)
+            why = "" if isinstance(line, Snapshot) else "not a snapshot line"
         except OSError:
             return None
-
-    def _rate(self, curve: _Curve) -> float:
-        return 0.0
+        except DecodeError as exc:
+            line, why = None, str(exc)
+        if isinstance(line, Snapshot):
+            return line
+        self._bad_offsets.add(offset)
+        self._corrupt += 1
+        self._corrupt_why = self._corrupt_why or why
+        return None
 
     def _mode_word(self) -> str:
         if self.mode == "replay":
             return "REPLAY"
         return "WATCHING" if self._ended is None else f"ENDED ({self._ended})"
 
-    def _detail(self, curve: _Curve, upto: int | None) -> str:
+    def _detail(self, order: int, index: int | None) -> str:
         parts = []
         if self.mode == "replay":
-            total = len(curve.offsets)
-            at = total if upto is None else upto
+            total = self._snapshot_count()
+            at = total if self._cursor is None or index is None else self._cursor + 1
             parts.append(f"snapshot {at:,}/{total:,}")
+        runs = len(self._run_order)
+        if runs > 1:
+            run = f"run {order + 1} of {runs}"
+            if order > 0:
+                before = self._curves[self._run_order[order - 1]].info
+                run += f": {change(before, self._curves[self._run_order[order]].info)}"
+            parts.append(run)
+        if self.mode == "replay":
             parts.append(f"{'playing' if self._playing else 'paused'} at {self._speed}/s")
             if self._ended is not None:
                 parts.append(f"the run ended {self._ended}")
@@ -639,6 +703,8 @@ class RunFileSource:
                 parts.append(f"writer quiet for {quiet:.0f} s")
         if not self._backfilled:
             parts.append("reading the earlier lines…")
+        elif self._pass_running:
+            parts.append("diagnosing the earlier lines…")
         return " · ".join(parts)
 
     def _message(self) -> str:
@@ -647,7 +713,8 @@ class RunFileSource:
         if self._corrupt:
             where = f" (line {self._first_corrupt})" if self._first_corrupt else ""
             noun = "line" if self._corrupt == 1 else "lines"
-            return f"{self._corrupt} corrupt {noun} skipped{where}"
+            why = f": {self._corrupt_why}" if self._corrupt_why else ""
+            return f"{self._corrupt} corrupt {noun} skipped{where}{why}"
         return ""
 
     def _waiting_snapshot(self) -> Snapshot:
@@ -658,30 +725,8 @@ class RunFileSource:
         else:
             detail = f"waiting for {self.path} to appear"
         return Snapshot(
-            run_id=0,
-            preset=self._info.name or Path(self.path).stem,
-            config=None,
-            architecture=self._info.architecture,
-            switches=self._info.switches,
+            **self._info.context(),
             state="paused",
-            step=0,
-            epoch=0,
-            epochs=self._info.epochs,
-            loss=math.nan,
-            loss_steps=(),
-            loss_values=(),
-            previous_loss_steps=(),
-            previous_loss_values=(),
-            layers=(),
-            initial_layers=(),
-            accuracy=None,
-            test_accuracy=None,
-            predictions=(),
-            classes=self._info.classes,
-            steps_per_second=0.0,
-            lr=math.nan,
-            elapsed=0.0,
-            thresholds=self._info.thresholds,
             message=self._error,
             mode=self._mode_word(),
             detail=detail,
@@ -694,47 +739,3 @@ def newest_run_file(folder: str) -> str | None:
     if not candidates:
         return None
     return str(max(candidates, key=lambda p: p.stat().st_mtime))
-
-
-def _int(value: Any, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
-def _optional(value: Any) -> float | None:
-    return None if value is None else denum(value)
-
-
-def _optional_int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _optional_str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _layers(record: Mapping[str, Any]) -> tuple[LayerStats, ...]:
-    layers = record.get("layers")
-    if not isinstance(layers, list):
-        return ()
-    return tuple(layer_from_record(x) for x in layers if isinstance(x, dict))
-
-
-def _predictions(rows: Any) -> tuple[Prediction, ...]:
-    if not isinstance(rows, list):
-        return ()
-    out = []
-    for row in rows:
-        if not isinstance(row, dict):
-            continue
-        inputs = row.get("input") or []
-        output = row.get("output") or []
-        out.append(
-            Prediction(
-                inputs=tuple(denum(v) for v in inputs) if isinstance(inputs, list) else (),
-                target=_int(row.get("target"), 0),
-                output=tuple(denum(v) for v in output) if isinstance(output, list) else (),
-                predicted=_int(row.get("predicted"), 0),
-                correct=bool(row.get("correct")),
-            )
-        )
-    return tuple(out)

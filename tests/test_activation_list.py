@@ -183,7 +183,7 @@ epochs = 20
 
 def test_the_run_file_and_the_json_stay_format_1(tmp_path: Path) -> None:
     jsonschema = pytest.importorskip("jsonschema")
-    schema_path = Path(__file__).resolve().parent.parent / "bpmon" / "schema" / "run-v1.schema.json"
+    schema_path = Path(__file__).resolve().parent.parent / "bpmon" / "schema" / "run-v2.schema.json"
     validator = jsonschema.Draft202012Validator(json.loads(schema_path.read_text()))
     preset = tmp_path / "mixed.toml"
     preset.write_text(MIXED_TOML, encoding="utf-8")

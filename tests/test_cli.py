@@ -302,7 +302,7 @@ def test_record_writes_a_run_file(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     header, *lines, end = read_records(record)
-    assert header["format"] == "bpmon-run" and header["version"] == 1
+    assert header["format"] == "bpmon-run" and header["version"] == 2
     assert header["source"] == "bpmon" and header["name"] == "xor-story"
     assert header["config"]["train"]["epochs"] == 300
     assert [layer["name"] for layer in header["layers"]] == ["layer0", "layer1"]

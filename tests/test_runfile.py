@@ -27,17 +27,23 @@ from bpmon.trainer import Command, Trainer
 jsonschema = pytest.importorskip("jsonschema")
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = json.loads((ROOT / "bpmon" / "schema" / "run-v1.schema.json").read_text())
+SCHEMAS = {
+    version: json.loads((ROOT / "bpmon" / "schema" / f"run-v{version}.schema.json").read_text())
+    for version in (1, 2)
+}
+SCHEMA = SCHEMAS[2]
 COMMITTED = ROOT / "tests" / "data" / "run-v1.jsonl"
 WAIT = 10.0
 
 
 def validate_file(path: Path) -> list[dict[str, Any]]:
-    """Every line of ``path`` parsed and checked against the schema."""
+    """Every line of ``path`` parsed and checked against the schema of its header's version."""
     validator = jsonschema.Draft202012Validator(SCHEMA)
     records = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         record = json.loads(line)
+        if number == 1:
+            validator = jsonschema.Draft202012Validator(SCHEMAS[record["version"]])
         errors = list(validator.iter_errors(record))
         assert not errors, f"{path}:{number}: {errors[0].message}"
         records.append(record)
@@ -142,7 +148,8 @@ def test_the_committed_version_1_file_keeps_loading(sources: Any) -> None:
     assert [layer.name for layer in snap.layers] == [x["name"] for x in last["layers"]]
     assert snap.layers[0].grad_norm == pytest.approx(last["layers"][0]["grad_norm"])
     assert snap.mode == "REPLAY" and "the run ended finished" in snap.detail
-    assert snap.config is None
+    # The header's configuration reaches the replay, as the live monitor had it.
+    assert snap.config is not None and snap.config.train.epochs == records[0]["epochs"]
     assert len(snap.loss_steps) == len([r for r in records if "step" in r])
 
 

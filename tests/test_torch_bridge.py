@@ -28,7 +28,7 @@ from bpmon.errors import BpmonError
 from bpmon.telemetry import classify, collect
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = ROOT / "bpmon" / "schema" / "run-v1.schema.json"
+SCHEMA = ROOT / "bpmon" / "schema" / "run-v2.schema.json"
 
 
 torch = pytest.importorskip("torch")
@@ -121,7 +121,7 @@ def test_the_run_file_has_a_header_a_line_per_due_update_and_an_end(
     for record in records:
         validator(record)
     head = records[0]
-    assert head["format"] == "bpmon-run" and head["version"] == 1 and head["source"] == "torch"
+    assert head["format"] == "bpmon-run" and head["version"] == 2 and head["source"] == "torch"
     assert head["name"] == "exp1"
     assert head["layers"] == [
         {"name": "0", "kind": "Linear", "shape": [5, 6], "fan_in": 6, "fan_out": 5,

@@ -45,10 +45,12 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from bpmon.codec import encode_fields, to_record
 from bpmon.config import Thresholds
 from bpmon.engine.activations import SIGMOID_SATURATION, TANH_SATURATION
 from bpmon.errors import BpmonError
-from bpmon.runfile import RunWriter, header, layer_record, num
+from bpmon.runfile import RunWriter, header
+from bpmon.runmodel import Snapshot
 from bpmon.telemetry import LayerStats, classify
 from bpmon.torch.layers import Layer, architecture, find_layers, switches, unwrap
 
@@ -576,18 +578,12 @@ class Monitor:
                     activation=layer.activation,
                 )
             )
-        record: dict[str, Any] = {
-            "step": n,
-            "epoch": None,
-            "time": round(time.time() - self._out.writer.started, 4),
-            "loss": None,
-            "accuracy": None,
-            "test_accuracy": None,
-            "lr": None,
-            "state": "running",
-            "run_id": 0,
-            "layers": [layer_record(s) for s in stats],
-        }
+        # The bridge runs no diagnosis: its lines leave the findings out, and a reader
+        # diagnoses them in file order (bpmon.readback).
+        line = Snapshot(
+            step=n, elapsed=round(time.time() - self._out.writer.started, 4), layers=tuple(stats)
+        )
+        record = to_record(line, omit=("findings",))
         self._put_logged(record, dict(zip(read_keys, values[5 * L :], strict=True)))
         if self._logged_since_update:
             self._out.write(record)
@@ -619,13 +615,14 @@ class Monitor:
         """Fill ``record``'s logged figures from the values just ``read`` back and the floats
         logged; the tensors read are replaced by their floats so that they are never read twice
         (and their memory is let go)."""
+        figures: dict[str, float] = {}
         for key in LOGGED:
             value: object = read.get(key, self._logged.get(key))
             if key == "lr" and value is None:
                 value = self._optimizer_lr()
             if isinstance(value, int | float) and not isinstance(value, bool):
-                record[key] = num(float(value))
-        record["epoch"] = self._epoch
+                figures[key] = float(value)
+        record.update(encode_fields(Snapshot, epoch=self._epoch, **figures))
         self._logged = {k: read.get(k, v) for k, v in self._logged.items()}
 
     def _fill(self, record: dict[str, Any]) -> None:

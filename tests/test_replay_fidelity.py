@@ -226,3 +226,31 @@ def test_bad_lines_appended_to_a_followed_file_do_not_stop_the_reader(
     snap = source.latest()
     assert snap.step == json.loads(committed[-2])["step"]
     assert snap.message.startswith('7 corrupt lines skipped (line 4): step = "abc": expected')
+
+
+def test_the_cursor_keys_reach_every_run_and_name_the_boundary(tmp_path: Path) -> None:
+    from test_tui import drive, press, screen_text, wait_shows
+    from textual.pilot import Pilot
+
+    from bpmon.tui.app import BpmonApp
+
+    path = tmp_path / "rs.jsonl"
+    trainer = Trainer(load_preset("relu-bn").config, "relu-bn", interval=0.0)
+    live = record(path, trainer, 20, [Command("activation", 1), Command("depth", 1)])
+    total = len(live)
+    in_first = sum(1 for s in live if s.run_id == live[0].run_id)
+    source = RunFileSource(str(path), "replay")
+    source.open_now()
+    app = BpmonApp(source)
+
+    async def body(pilot: Pilot[Any]) -> None:
+        await wait_shows(pilot, f"snapshot {total}/{total}", "run 3 of 3")
+        await press(pilot, "home")
+        await wait_shows(pilot, f"snapshot 1/{total}", "run 1 of 3")
+        await press(pilot, *(["right"] * in_first))
+        await wait_shows(pilot, f"snapshot {in_first + 1}/{total}", "run 2 of 3: activation relu →")
+        await press(pilot, "end")
+        await wait_shows(pilot, f"snapshot {total}/{total}", "run 3 of 3: hidden")
+        assert "Traceback" not in screen_text(app)
+
+    drive(app, body, size=(160, 40))

@@ -13,7 +13,7 @@ def test_a_replay_imports_no_numpy_engine_or_training_loop() -> None:
     code = (
         "import sys\n"
         "import bpmon.cli, bpmon.sources, bpmon.tui, bpmon.tui.app, bpmon.runmodel\n"
-        "import bpmon.diagnosis, bpmon.runfile\n"
+        "import bpmon.codec, bpmon.readback, bpmon.diagnosis, bpmon.runfile\n"
         "heavy = ('numpy', 'torch', 'bpmon.engine', 'bpmon.trainer.loop', 'bpmon.trainer.run',\n"
         "         'bpmon.trainer.snapshot', 'bpmon.telemetry', 'bpmon.data')\n"
         "print(sorted(m for m in sys.modules if m == 'numpy' or m.startswith(heavy)))\n"

@@ -268,47 +268,50 @@ def _config(value: Any) -> RunConfig:
 
 
 def _dataclass(cls: type[Any]) -> Callable[[Any, Mapping[str, Any] | None], Any]:
-    plan = []
+    # Split once: the recorded fields, read from the record (a field whose key is absent takes
+    # what is given, its default, or what _missing says "unknown" is), and the others.
+    recorded = []
+    unrecorded = []
     for f, key, hint in _fields(cls):
-        rule = f.metadata.get("rule")
-        plan.append(
-            (
-                f.name,
-                key,
-                _recorded(f),
-                _decoder(hint) if _recorded(f) else None,
-                "null_as" in f.metadata,
-                f.metadata.get("null_as"),
-                rule,
-                _has_default(f),
-                hint,
-            )
-        )
+        fallback = (f.name, key, _has_default(f), hint)
+        if _recorded(f):
+            null = (True, f.metadata["null_as"]) if "null_as" in f.metadata else (False, None)
+            recorded.append((key, _decoder(hint), *null, f.metadata.get("rule"), fallback))
+        else:
+            unrecorded.append(fallback)
+
+    def fill(values: dict[str, Any], fallback: tuple[Any, ...], given: Mapping[str, Any]) -> None:
+        name, key, has_default, hint = fallback
+        if name in given:
+            values[name] = given[name]
+        elif not has_default:
+            values[name] = _missing(hint, key)
 
     def read(record: Any, given: Mapping[str, Any] | None = None) -> Any:
         if type(record) is not dict:
             raise _refuse(record, "an object")
+        given = given or {}
         values: dict[str, Any] = {}
-        for name, key, recorded, decode, has_null, null_as, rule, has_default, hint in plan:
-            if recorded and key in record:
-                raw = record[key]
-                if raw is None and has_null:
-                    values[name] = null_as
-                    continue
-                try:
-                    value = decode(raw)  # type: ignore[misc]
-                    if rule is not None:
-                        try:
-                            value = rule.accept(value)
-                        except ValueError as exc:
-                            raise _refuse(raw, str(exc)) from None
-                except DecodeError as exc:
-                    raise exc.within(key) from None
-                values[name] = value
-            elif given is not None and name in given:
-                values[name] = given[name]
-            elif not has_default:
-                values[name] = _missing(hint, key)
+        for key, decode, has_null, null_as, rule, fallback in recorded:
+            if key not in record:
+                fill(values, fallback, given)
+                continue
+            raw = record[key]
+            if raw is None and has_null:
+                values[fallback[0]] = null_as
+                continue
+            try:
+                value = decode(raw)
+                if rule is not None:
+                    try:
+                        value = rule.accept(value)
+                    except ValueError as exc:
+                        raise _refuse(raw, str(exc)) from None
+            except DecodeError as exc:
+                raise exc.within(key) from None
+            values[fallback[0]] = value
+        for fallback in unrecorded:
+            fill(values, fallback, given)
         try:
             return cls(**values)
         except (TypeError, ValueError) as exc:  # a model's own check of its values

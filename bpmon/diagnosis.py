@@ -194,8 +194,12 @@ def update_ratio(window: Sequence[Snapshot]) -> Finding | None:
 
 def _far_from_done(snap: Snapshot, share: float = STILL_LEARNING) -> bool:
     """Whether the loss is still above ``share`` of where the run started."""
-    values = [v for v in snap.loss_values if math.isfinite(v)]
-    return bool(values) and values[-1] > share * values[0]
+    # The first and the last finite value, without filtering the whole curve on every snapshot.
+    first = next((v for v in snap.loss_values if math.isfinite(v)), None)
+    if first is None:
+        return False
+    last = next(v for v in reversed(snap.loss_values) if math.isfinite(v))
+    return last > share * first
 
 
 # -- plateau ---------------------------------------------------------------------------------------
@@ -210,8 +214,11 @@ PLATEAU_POINTS = 20
 
 def plateau(window: Sequence[Snapshot]) -> Finding | None:
     snap = window[-1]
+    # The cheap tests first: this rule runs on every snapshot, of a live run and of a file.
+    if len(snap.loss_values) < PLATEAU_POINTS or not snap.layers or not _far_from_done(snap):
+        return None
     values = [v for v in snap.loss_values if math.isfinite(v)]
-    if len(values) < PLATEAU_POINTS or not snap.layers or not _far_from_done(snap):
+    if len(values) < PLATEAU_POINTS:
         return None
     half = values[len(values) // 2 :]
     gain = (half[0] - half[-1]) / abs(half[0]) if half[0] else 0.0

@@ -174,22 +174,42 @@ class FindingsPass:
         self._run: int | None = None
         self.sets: list[tuple[Finding, ...]] = [()]
         self._index: dict[tuple[Finding, ...], int] = {(): 0}
+        self._last = 0
 
     def add(self, snap: Snapshot) -> int:
         """Feed the next snapshot of the file; the index of the findings standing after it."""
-        if snap.run_id != self._run:
-            self._run = snap.run_id
+        return self._diagnose(replace(snap, **self._curve(snap.run_id, snap.step, snap.loss)))
+
+    def add_record(self, record: dict[str, Any]) -> int:
+        """:meth:`add` of a snapshot line not decoded yet: decoded once, with the curve, which
+        a file of many lines must not copy the snapshot for. A line that does not decode
+        leaves the findings as they stand (its line is counted corrupt where it is shown)."""
+        try:
+            peek = peek_line(record)
+            if not isinstance(peek, Peek):
+                return self._last
+            curve = self._curve(peek.run_id, peek.step, peek.loss)
+            snap = from_record(Snapshot, record, curve)
+        except DecodeError:
+            return self._last
+        return self._diagnose(snap)
+
+    def _curve(self, run_id: int, step: int, loss: float) -> dict[str, Any]:
+        if run_id != self._run:
+            self._run = run_id
             self._history = LossHistory()
-        self._history.add(snap.step, snap.loss)
+        self._history.add(step, loss)
         # The rules read the run's loss curve as the live trainer keeps it: bounded, thinned.
-        curve = replace(
-            snap,
-            loss_steps=tuple(self._history.steps),
-            loss_values=tuple(self._history.values),
-        )
-        found = self._diagnosis.add(curve)
+        return {
+            "loss_steps": tuple(self._history.steps),
+            "loss_values": tuple(self._history.values),
+        }
+
+    def _diagnose(self, snap: Snapshot) -> int:
+        found = self._diagnosis.add(snap)
         index = self._index.get(found)
         if index is None:
             index = self._index[found] = len(self.sets)
             self.sets.append(found)
+        self._last = index
         return index

@@ -459,12 +459,7 @@ class RunFileSource:
                             continue
                         f.seek(curve.offsets[i])
                         record = parse_line(f.readline())
-                        try:
-                            line = None if record is None else decode_line(record)
-                        except DecodeError:
-                            line = None
-                        snap = line if isinstance(line, Snapshot) else None
-                        curve.findings[i] = 0 if snap is None else findings.add(snap)
+                        curve.findings[i] = 0 if record is None else findings.add_record(record)
                         done += 1
                         if done % YIELD_EVERY == 0:
                             time.sleep(YIELD_FOR)  # the UI thread's turn (see _backfill)

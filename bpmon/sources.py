@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
 from bpmon.codec import DecodeError
+from bpmon.cursor import ReplayCursor
 from bpmon.errors import BpmonError
 from bpmon.readback import FindingsPass, Peek, RunInfo, change, decode_line, peek_line
 from bpmon.runfile import check_header, parse_line, read_header
@@ -77,8 +78,6 @@ QUIET_AFTER = 5.0
 TAIL_BYTES = 256 * 1024
 # The loss curve handed to the panels has at most this many points (the plot thins it again).
 CURVE_POINTS = 512
-# Replay speeds, in snapshots per second of playback.
-SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
 # A replay plays and pauses like a run, and moves its cursor.
 REPLAY_COMMANDS: frozenset[CommandKind] = CURSOR_COMMANDS | {
@@ -219,11 +218,7 @@ class RunFileSource:
         self._first_corrupt: int | None = None
         self._corrupt_why = ""
         self._bad_offsets: set[int] = set()
-        self._cursor: int | None = None  # replay: index into the current run's offsets
-        self._cursor_run: int | None = None
-        self._playing = False
-        self._speed = 2
-        self._play_mark = 0.0
+        self._cursor = ReplayCursor()
         self._error = ""
         self._published_key: tuple[object, ...] | None = None
         self._folder_checked = 0.0
@@ -534,41 +529,12 @@ class RunFileSource:
     def _handle_commands(self) -> None:
         with self._lock:
             commands, self._commands = self._commands, []
-        for command in commands:
-            if self.mode != "replay":
-                continue
-            total = self._snapshot_count()
-            if not total:
-                continue
-            current = total - 1 if self._cursor is None else self._cursor
-            kind = command.kind
-            if kind == "seek":
-                self._cursor = min(total - 1, max(0, current + int(command.amount)))
-                self._playing = False
-            elif kind == "home":
-                self._cursor, self._playing = 0, False
-            elif kind == "end":
-                self._cursor, self._playing = total - 1, False
-            elif kind in ("toggle_pause", "resume", "pause"):
-                self._playing = {"pause": False, "resume": True}.get(kind, not self._playing)
-                if self._playing and current >= total - 1:
-                    self._cursor = 0  # play from the start when at the end
-                self._play_mark = self._clock()
-            elif kind == "speed":
-                i = SPEEDS.index(self._speed) + (1 if command.amount > 1 else -1)
-                self._speed = SPEEDS[min(len(SPEEDS) - 1, max(0, i))]
+        if self.mode == "replay":
+            for command in commands:
+                self._cursor.handle(command, self._snapshot_count(), self._clock())
 
     def _advance_playback(self) -> None:
-        if not self._playing or self._cursor is None:
-            return
-        now = self._clock()
-        steps = int((now - self._play_mark) * self._speed)
-        if steps:
-            self._play_mark += steps / self._speed
-            total = self._snapshot_count()
-            self._cursor = min(total - 1, self._cursor + steps)
-            if self._cursor >= total - 1:
-                self._playing = False
+        self._cursor.advance(self._clock(), self._snapshot_count())
 
     def _snapshot_count(self) -> int:
         """Snapshots in the file, every run of it: what a replay's cursor moves over."""
@@ -578,8 +544,8 @@ class RunFileSource:
         """The run to show, its curve, and the cursor's index in it (None: its last line)."""
         if not self._run_order:
             return None
-        if self.mode == "replay" and self._cursor is not None and self._backfilled:
-            at = self._cursor
+        if self.mode == "replay" and self._cursor.index is not None and self._backfilled:
+            at = self._cursor.index
             for run_id in self._run_order:
                 curve = self._curves[run_id]
                 if at < len(curve.offsets):
@@ -597,9 +563,9 @@ class RunFileSource:
             quiet = int(self._clock() - self._last_arrival) if self.mode == "watch" else 0
             key = (
                 self._offset,
-                self._cursor,
-                self._playing,
-                self._speed,
+                self._cursor.index,
+                self._cursor.playing,
+                self._cursor.speed,
                 self._ended,
                 self._corrupt,
                 self._error,
@@ -679,7 +645,8 @@ class RunFileSource:
         parts = []
         if self.mode == "replay":
             total = self._snapshot_count()
-            at = total if self._cursor is None or index is None else self._cursor + 1
+            cursor = self._cursor.index
+            at = total if cursor is None or index is None else cursor + 1
             parts.append(f"snapshot {at:,}/{total:,}")
         runs = len(self._run_order)
         if runs > 1:
@@ -689,7 +656,8 @@ class RunFileSource:
                 run += f": {change(before, self._curves[self._run_order[order]].info)}"
             parts.append(run)
         if self.mode == "replay":
-            parts.append(f"{'playing' if self._playing else 'paused'} at {self._speed}/s")
+            playing = "playing" if self._cursor.playing else "paused"
+            parts.append(f"{playing} at {self._cursor.speed}/s")
             if self._ended is not None:
                 parts.append(f"the run ended {self._ended}")
         elif self._ended is None:

@@ -65,6 +65,7 @@ class Outcome:
     """What the diagnosis said on one case's run file, snapshot by snapshot."""
 
     case: Case
+    path: Path
     updates: int
     steps: tuple[int, ...]
     findings: tuple[tuple[Finding, ...], ...]
@@ -182,7 +183,7 @@ def diagnose(case: Case, folder: Path) -> Outcome:
         steps.append(snap.step)
         found.append(diagnosis.add(snap))
     updates = max(steps, default=0)
-    return Outcome(case, updates, tuple(steps), tuple(found))
+    return Outcome(case, path, updates, tuple(steps), tuple(found))
 
 
 # -- the models ------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ the fix for that cause first. The runs are trained once for the module (about 20
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -97,3 +98,30 @@ def test_the_table_has_a_row_per_rule_and_a_verdict_per_run(
     lines = text.splitlines()
     assert lines[0].count("|") == len(CASES) + 2
     assert lines[-1].startswith("| target |") and "✗" not in lines[-1], lines[-1]
+
+
+def test_the_monitor_shows_a_pytorch_run_s_advice_without_keys(
+    outcomes: dict[str, Outcome],
+) -> None:
+    """``bpmon replay`` of the LSTM run at lr x100: the findings strip and the modal say what to
+    change in the script, with the run's lr, name no key, and do not claim a key applies it."""
+    from test_tui import drive, press, wait_screen, wait_shows
+
+    from bpmon.sources import RunFileSource
+    from bpmon.tui.app import BpmonApp
+
+    source = RunFileSource(str(outcomes["lstm lrx100"].path), "replay")
+    source.open_now()
+    app = BpmonApp(source)
+
+    async def body(pilot: Any) -> None:
+        screen = await wait_shows(pilot, "exploding:", "lr is 2e+03")
+        assert not re.search(r"\([\[\]ab\-r]\)", screen), screen
+        await press(pilot, "f")
+        modal = await wait_shows(pilot, "bpmon findings", "escape closes")
+        assert "a finding's key applies it" not in modal
+        assert "press [" not in modal
+        await press(pilot, "escape")
+        await wait_screen(pilot, lambda s: "bpmon findings" not in s, "the modal closed")
+
+    drive(app, body, size=(120, 30))

@@ -335,3 +335,33 @@ def test_what_each_preset_raises(name: str) -> None:
     if name == "sigmoid-vanishing":
         assert "vanishing" in early
     print(f"{name}: early {sorted(early)}, end {sorted(end)}")
+
+
+def test_every_key_an_action_shows_is_bound_to_what_it_says() -> None:
+    """The advice on bpmon's own run names keys: each must be a key of the app that acts
+    there (not the catch-all that says a key does not apply)."""
+    from textual.binding import Binding
+
+    from bpmon.tui.app import BpmonApp
+
+    bound: dict[str, set[str]] = {}
+    for binding in Binding.make_bindings(BpmonApp.BINDINGS):
+        for key in binding.key.split(","):
+            bound.setdefault(key, set()).add(binding.action.partition("(")[0])
+    expected = {
+        "lr_down": "lr",
+        "lr_up": "lr",
+        "activation": "activation",
+        "leaky_relu": "activation",
+        "batchnorm": "batchnorm",
+        "depth_down": "depth",
+        "init": "cycle",
+        "restart": "restart",
+    }
+    keyed = {a.id for a in ACTIONS.values() if a.key is not None}
+    assert keyed == set(expected)
+    for action in keyed:
+        row = ACTIONS[action]
+        assert row.keys, action
+        for key in row.keys:
+            assert expected[action] in bound.get(key, set()), (action, key, bound.get(key))

@@ -143,7 +143,8 @@ def finding_line(finding: Finding, width: int, styles: _Styles, where: Where = "
 
     What gives way when the line is too long, in this order: the advice's other ways (only the
     part with the finding's key stays), the evidence after its first clause, the end of the
-    evidence (an ellipsis), and last the advice.
+    evidence (an ellipsis), on a recorded run the script's wording (the action's label stays),
+    and last the advice.
     """
     severity = styles.severity.get(finding.severity, styles.dim)
     head = f"{MARKERS.get(finding.severity, '•')} {finding.rule}: "
@@ -161,6 +162,10 @@ def finding_line(finding: Finding, width: int, styles: _Styles, where: Where = "
     if chosen is None:
         tail = f" — {short}" if short else ""
         room = width - cell_len(head) - cell_len(tail)
+        if room < _MIN_EVIDENCE and where != "live" and finding.actions:
+            # A script change is long: the strip names the action, the modal spells it out.
+            short = ACTIONS[finding.actions[0]].label
+            room = width - cell_len(head) - cell_len(f" — {short}")
         if room < _MIN_EVIDENCE:
             short, room = "", width - cell_len(head)
         chosen = cut(first_clause, room), short

@@ -164,7 +164,7 @@ ACTIONS: dict[str, Action] = {
         ),
         Action(
             "batchnorm",
-            "batch-norm",
+            "try batch-norm",
             "Batch-norm on/off (restarts)",
             key="b",
             keys=("b",),
@@ -232,7 +232,13 @@ def advice(actions: Sequence[str], where: Where, facts: Facts, joiner: str = " o
         for a in actions
         if a in ACTIONS and where in ACTIONS[a].where
     ]
-    return joiner.join(dict.fromkeys(parts))
+    said: list[str] = []
+    for part in dict.fromkeys(parts):
+        if said and said[-1].startswith("try ") and part.startswith("try "):
+            # "try ReLU (a) or batch-norm (b)", not "try ReLU (a) or try batch-norm (b)".
+            part = part.removeprefix("try ")
+        said.append(part)
+    return joiner.join(said)
 
 
 def shown_key(action: str, where: Where) -> str | None:

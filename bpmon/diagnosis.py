@@ -125,9 +125,11 @@ def _lr_facts(snap: Snapshot) -> dict[str, float | str]:
 
 
 def _lr_actions(snap: Snapshot) -> tuple[str, ...]:
-    """Lower the lr; where no clipping is in place, clipping is the other way (on PyTorch)."""
-    clipped = getattr(snap, "clip_max", None) is not None
-    return ("lr_down",) if clipped else ("lr_down", "clip")
+    """Lower the lr; where the writer says no clipping was called (``clip_max`` None on a
+    snapshot that has the field), clipping is the other way (on PyTorch). A snapshot without the
+    field cannot tell, and is not told to clip what may be clipped already."""
+    unclipped = hasattr(snap, "clip_max") and snap.clip_max is None
+    return ("lr_down", "clip") if unclipped else ("lr_down",)
 
 
 # -- vanishing -------------------------------------------------------------------------------------

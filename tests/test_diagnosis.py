@@ -4,6 +4,7 @@ flicker, and what every shipped preset raises early and at its end."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bpmon.actions import ACTIONS, WHERE, advice
+from bpmon.actions import ACTIONS, WHERE, Where, advice, where_of
 from bpmon.config import Thresholds
 from bpmon.diagnosis import CLEAR_AFTER, RAISE_AFTER, RULE_ACTIONS, RULES, Diagnosis, evaluate
 from bpmon.presets import list_presets, load_preset
@@ -365,3 +366,57 @@ def test_every_key_an_action_shows_is_bound_to_what_it_says() -> None:
         assert row.keys, action
         for key in row.keys:
             assert expected[action] in bound.get(key, set()), (action, key, bound.get(key))
+
+
+# -- advice for where the run is (bpmon/actions.py) ------------------------------------------------
+
+
+def test_advice_on_a_pytorch_run_quotes_the_run_s_numbers() -> None:
+    assert (
+        advice(("lr_down",), "torch", {"lr": 0.1, "adaptive": 1.0})
+        == "the optimiser's lr is 0.1 — AdamW at 1e-3 is usual here"
+    )
+    assert advice(("lr_down",), "torch", {"lr": 0.5, "adaptive": 0.0}).endswith("try 0.05")
+    clipped = advice(("lr_down",), "torch", {"lr": 20.0, "clipped_share": 0.92, "clip_over": 20.0})
+    assert clipped.startswith(
+        "clip_grad_norm_ scaled 92% of recent updates: the pre-clip norm is 20x max_norm"
+    )
+    init = {"init_std": 1.0, "fan_in": 64.0, "fan_out": 64.0, "activation": "tanh"}
+    assert advice(("init",), "torch", init) == (
+        "weights start with std 1 for fan-in 64: nn.init.xavier_uniform_ with gain 5/3 gives 0.21"
+    )
+    relu = init | {"activation": "relu"}
+    assert "nn.init.kaiming_normal_ gives 0.18" in advice(("init",), "torch", relu)
+
+
+def test_keys_are_shown_only_where_they_apply() -> None:
+    actions = ("lr_down", "batchnorm", "clip")
+    assert advice(actions, "live", {}) == "lower the learning rate ([) or try batch-norm (b)"
+    assert advice(actions, "file", {}) == "lower the learning rate or try batch-norm"
+    torch_advice = advice(actions, "torch", {"lr": 0.1})
+    assert not re.search(r"\(\S\)", torch_advice), torch_advice
+    assert "clip_grad_norm_" in torch_advice  # clipping is a PyTorch script's option only
+    assert where_of(None, "3 layers relu +bn torch") == "torch"
+    assert where_of(None, "2-8-8-4-1 relu") == "file"
+    assert where_of(load_preset("xor").config, "2-8-8-4-1 relu") == "live"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    facts=st.dictionaries(
+        st.sampled_from(
+            [
+                *("lr", "adaptive", "level", "clipped_share", "clip_over", "init_std"),
+                *("fan_in", "fan_out", "activation", "cause", "layer"),
+            ]
+        ),
+        st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12),
+    ),
+    where=st.sampled_from(WHERE),
+)
+def test_every_action_renders_any_facts_as_one_line(
+    facts: dict[str, float | str], where: Where
+) -> None:
+    for action in ACTIONS.values():
+        text = action.render(where, facts)
+        assert text and "\n" not in text.replace(str(facts.get("layer", "")), "")

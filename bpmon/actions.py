@@ -30,10 +30,13 @@ Facts = Mapping[str, float | str]
 class Action:
     """One thing a person can do about a finding.
 
-    ``keys``: the monitor's keys that apply it on a live run (Textual key names), ``key`` the
-    one shown in advice; ``label``: how the advice says it; ``help``: one line for the help
-    screen; ``trains``: whether it changes training; ``where``: the sources it applies to;
-    ``script``: the PyTorch phrasing, from the finding's facts (None: the label says it)."""
+    ``keys``: the monitor's keys that apply it on a live run (Textual key names; a test checks
+    each is bound to this action in :class:`bpmon.tui.app.BpmonApp`), ``key`` the one shown in
+    advice; ``label``: how the advice says it; ``help``: what the key does, in one line;
+    ``trains``: whether it changes training; ``where``: the sources it applies to; ``script``:
+    the PyTorch phrasing, from the finding's facts (None: the label says it). The app's
+    bindings and help rows are not built from this table yet (issue 17 item 1): ``help`` and
+    ``trains`` are for that."""
 
     id: str
     label: str

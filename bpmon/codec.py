@@ -158,9 +158,13 @@ def _build(hint: Any) -> Any:
     origin = get_origin(hint)
     if origin in (Union, types.UnionType):
         options = [o for o in get_args(hint) if o is not type(None)]
-        if len(options) != 1:
+        if set(options) == {float, str}:
+            # A fact quoted in advice: a number or a word, told apart by the JSON type.
+            inner = _number_or_text
+        elif len(options) != 1:
             raise TypeError(f"no reading for {hint!r}")  # not in the model
-        inner = _decoder(options[0])
+        else:
+            inner = _decoder(options[0])
         if type(None) not in get_args(hint):
             return inner
         return lambda value: None if value is None else inner(value)
@@ -234,6 +238,10 @@ def _float(value: Any) -> float:
     if kind is int and -INT_MAX <= value <= INT_MAX:
         return float(value)
     raise _refuse(value, "a number or null")
+
+
+def _number_or_text(value: Any) -> float | str:
+    return _str(value) if type(value) is str else _float(value)
 
 
 def _int(value: Any) -> int:

@@ -3,7 +3,11 @@
 Every rule is a pure function of a short window of snapshots (newest last) and never of the
 preset's name, so the same rules run on a live run, a replayed file, a followed file and a
 PyTorch run watched from its run file, and in the headless summary. A rule returns a
-:class:`Finding` (rule, severity, layers, evidence in numbers, advice with a key) or None.
+:class:`Finding` (rule, severity, layers, evidence in numbers, the ids of the actions that try a
+fix, likeliest first, and the run's numbers their wording quotes) or None. Where a condition
+was already there at the run's first measured update, the finding blames the initialisation,
+not the learning rate. The rules are calibrated on real PyTorch models, healthy and broken
+(``python -m benchmarks.calibration``, ``tests/test_calibration.py``).
 
 :class:`Diagnosis` adds hysteresis, so that findings do not flicker: a finding is raised after
 its rule has held for :data:`RAISE_AFTER` snapshots in a row and dropped after it has failed for
@@ -18,9 +22,10 @@ import itertools
 import math
 import statistics
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from bpmon.runmodel import Finding, LayerStats, Snapshot
+from bpmon.actions import ACTIONS, advice, shown_key
+from bpmon.runmodel import Finding, LayerStats, Severity, Snapshot
 
 # A finding appears after its rule held for this many snapshots in a row, and goes after it
 # failed for this many: at the monitor's 20 snapshots a second, about a quarter of a second.
@@ -46,11 +51,92 @@ def _hidden(layers: Sequence[LayerStats]) -> list[LayerStats]:
     return [layer for layer in layers if layer.activation is not None]
 
 
+# -- what every rule shares ---------------------------------------------------------------------
+
+
+def _finding(
+    rule: str,
+    severity: Severity,
+    layers: tuple[str, ...],
+    evidence: str,
+    actions: tuple[str, ...],
+    facts: Mapping[str, float | str] | None = None,
+    joiner: str = " or ",
+) -> Finding:
+    """A finding naming ``actions`` (ids of :data:`bpmon.actions.ACTIONS`); its ``advice`` and
+    ``key`` are the live run's wording, which the view replaces for other sources."""
+    facts = dict(facts or {})
+    if not set(actions) <= RULE_ACTIONS[rule]:
+        raise ValueError(f"{rule}: actions {actions} outside RULE_ACTIONS")
+    return Finding(
+        rule,
+        severity,
+        layers,
+        evidence,
+        advice(actions, "live", facts, joiner),
+        shown_key(actions[0], "live") if actions else None,
+        actions=actions,
+        facts=tuple(facts.items()),
+    )
+
+
+def _at_start(snap: Snapshot) -> tuple[LayerStats, ...]:
+    """The layers as the run's first measured update found them (empty when unknown). A
+    condition that holds there was there before training could cause it: the initialisation's."""
+    return snap.initial_layers if len(snap.initial_layers) == len(snap.layers) else ()
+
+
+def _init_facts(layer: LayerStats) -> dict[str, float | str]:
+    """The numbers the "init" action quotes: the weights' standard deviation at the start and
+    the fans it is judged against (a layer's ``params`` where the writer counted them, since a
+    convolution's fan-in is its channels times its kernel)."""
+    params = getattr(layer, "params", 0) or layer.fan_in * layer.fan_out
+    fan_out = max(layer.fan_out, 1)
+    return {
+        "init_std": layer.weight_norm / math.sqrt(params) if params > 0 else math.nan,
+        "fan_in": params / fan_out,
+        "fan_out": float(fan_out),
+        "activation": layer.activation or "",
+        "layer": layer.name,
+    }
+
+
+def _lr_facts(snap: Snapshot) -> dict[str, float | str]:
+    """The numbers the learning-rate actions quote: the lr of this update, whether the
+    optimiser is adaptive (see :func:`adaptive`), the update ratio's level, and the clipping
+    where the writer recorded it."""
+    facts: dict[str, float | str] = {"lr": snap.lr, "adaptive": float(adaptive(snap))}
+    level = _ratio_level(snap)
+    if level is not None:
+        facts["level"] = level
+    share = getattr(snap, "clipped_share", None)
+    total, clip = getattr(snap, "grad_norm_total", None), getattr(snap, "clip_max", None)
+    if isinstance(share, float):
+        facts["clipped_share"] = share
+    if isinstance(total, float) and isinstance(clip, float) and clip > 0:
+        facts["clip_over"] = total / clip
+    return facts
+
+
+def _lr_actions(snap: Snapshot) -> tuple[str, ...]:
+    """Lower the lr; where the writer says no clipping was called (``clip_max`` None on a
+    snapshot that has the field), clipping is the other way (on PyTorch). A snapshot without the
+    field cannot tell, and is not told to clip what may be clipped already."""
+    unclipped = hasattr(snap, "clip_max") and snap.clip_max is None
+    return ("lr_down", "clip") if unclipped else ("lr_down",)
+
+
 # -- vanishing -------------------------------------------------------------------------------------
 
 # The story's night: the first layers get a tiny share of the gradient the output layer gets. The
 # telemetry's own relative threshold (Thresholds.vanish_rel, 1e-2) marks a layer vanishing; the
 # rule reports the first layer's share of the output layer's gradient and what caused it.
+#
+# Vanishing is a profile through depth: the starving layers are the input side's, VANISH_DEPTH
+# of them at least, each behind the next. One small layer in the middle of a residual network
+# (a transformer's MLP beside its skip connection) is not starved by the layers after it: its
+# gradient reaches it around them, so it is not this rule.
+VANISH_DEPTH = 2
 
 
 # Saturation worth naming as the cause: a tenth of a layer's units pinned.
@@ -59,25 +145,32 @@ SATURATION_NOTED = 0.1
 
 def vanishing(window: Sequence[Snapshot]) -> Finding | None:
     snap = window[-1]
-    starving = [layer for layer in snap.layers if layer.status == "vanishing"]
-    if not starving or len(starving) == len(snap.layers) or snap.state == "diverged":
+    layers = snap.layers
+    starving = [layer for layer in layers if layer.status == "vanishing"]
+    if not starving or len(starving) == len(layers) or snap.state == "diverged":
         # All layers at once is a flat zero profile (dead units, convergence): not this rule.
         return None
-    first, out = starving[0], snap.layers[-1]
+    prefix = list(itertools.takewhile(lambda x: x.status == "vanishing", layers))
+    if len(prefix) < VANISH_DEPTH or len(prefix) != len(starving):
+        return None
+    first, out = starving[0], layers[-1]
     if not (math.isfinite(out.grad_norm) and out.grad_norm > 0):
         return None
     share = first.grad_norm / out.grad_norm
     evidence = f"{first.name} gets {_ratio_words(share)} of the output layer's gradient"
-    saturated = [x for x in _hidden(snap.layers) if x.health_label == "saturated"]
+    saturated = [x for x in _hidden(layers) if x.health_label == "saturated"]
     worst = max(saturated, key=lambda x: x.health, default=None)
     if worst is not None and worst.health >= SATURATION_NOTED:
         whose = "its" if worst is first else f"{worst.name}'s"
         evidence += f"; {worst.health:.0%} of {whose} {worst.activation} units are saturated"
+    facts: dict[str, float | str] = {"activation": first.activation or "", "layer": first.name}
     if first.activation in ("sigmoid", "tanh"):
-        advice, key = "try ReLU (a) or batch-norm (b)", "a"
+        actions: tuple[str, ...] = ("activation", "batchnorm")
     else:
-        advice, key = "try batch-norm (b) or fewer layers (-)", "b"
-    return Finding("vanishing", "warning", tuple(x.name for x in starving), evidence, advice, key)
+        actions = ("batchnorm", "depth_down")
+    return _finding(
+        "vanishing", "warning", tuple(x.name for x in starving), evidence, actions, facts
+    )
 
 
 # -- exploding -------------------------------------------------------------------------------------
@@ -86,9 +179,21 @@ def vanishing(window: Sequence[Snapshot]) -> Finding | None:
 # dL/dz grows toward the input, so the rule reads the error signal: the input side's delta norm at
 # least EXPLODE_GROWTH times the output layer's (the telemetry's explode_rel, 100), or any layer
 # flagged exploding by the telemetry (its absolute floor), or the loss spiking to SPIKE times its
-# recent median.
+# recent median, or standing SPIKE times above where the run started (a loss that blew up and
+# stays up, which a recent median soon follows).
+#
+# Whose fault: a profile that was already there at the first measured update was made by the
+# initialisation, not by the learning rate (a deep tanh net with weights of std 1 at step 1).
 EXPLODE_GROWTH = 100.0
 SPIKE = 10.0
+
+
+def _blowing_up(layers: Sequence[LayerStats]) -> tuple[float, tuple[str, ...]]:
+    """(the error signal's growth from the output back to the input, the layers flagged
+    exploding) of one snapshot's layers."""
+    deltas = [layer.delta_norm for layer in layers]
+    growth = deltas[0] / deltas[-1] if deltas and deltas[-1] > 0 else math.nan
+    return growth, tuple(layer.name for layer in layers if layer.status == "exploding")
 
 
 def exploding(window: Sequence[Snapshot]) -> Finding | None:
@@ -96,13 +201,15 @@ def exploding(window: Sequence[Snapshot]) -> Finding | None:
     layers = snap.layers
     if not layers or snap.state == "diverged":
         return None
-    deltas = [layer.delta_norm for layer in layers]
-    flagged = tuple(layer.name for layer in layers if layer.status == "exploding")
-    growth = deltas[0] / deltas[-1] if deltas[-1] > 0 else math.nan
+    growth, flagged = _blowing_up(layers)
     losses = [s.loss for s in window[:-1] if math.isfinite(s.loss)]
     spike = (
         bool(losses) and math.isfinite(snap.loss) and snap.loss > SPIKE * statistics.median(losses)
     )
+    curve = [v for v in snap.loss_values if math.isfinite(v)]
+    start = curve[0] if len(curve) > 1 else math.nan
+    risen = statistics.median(curve[-3:]) / start if start > 0 else math.nan
+    names: tuple[str, ...] = ()
     if math.isfinite(growth) and growth >= EXPLODE_GROWTH:
         evidence = (
             f"the error signal grows {growth:,.0f}x from the output layer back to {layers[0].name}"
@@ -114,29 +221,52 @@ def exploding(window: Sequence[Snapshot]) -> Finding | None:
         names = flagged
     elif spike:
         evidence = f"the loss jumped to {snap.loss:.3g}, {SPIKE:g}x its recent median"
-        names = ()
+    elif math.isfinite(risen) and risen >= SPIKE:
+        evidence = f"the loss rose to {snap.loss:.3g}, {risen:,.0f}x where it started"
     else:
         return None
-    return Finding("exploding", "error", names, evidence, "lower the learning rate ([)", "[")
+    initial = _at_start(snap)
+    if initial and names:
+        growth0, flagged0 = _blowing_up(initial)
+        if flagged0 or (math.isfinite(growth0) and growth0 >= EXPLODE_GROWTH):
+            evidence += ", as at the first update"
+            facts = _init_facts(initial[0])
+            return _finding("exploding", "error", names, evidence, ("init", "batchnorm"), facts)
+    return _finding("exploding", "error", names, evidence, _lr_actions(snap), _lr_facts(snap))
 
 
 # -- dead ReLUs ------------------------------------------------------------------------------------
 
 # SageMaker Debugger's dead-ReLU rule: more than half the units of a layer inactive. bpmon's
 # telemetry counts a unit dead when it is active on no sample of the batch (health_label "dead").
+# Only the ReLU family's units can die (a zero derivative on the whole negative side); GELU and
+# SiLU pass a gradient there, so a writer's "off" share for them is not death.
 DEAD_SHARE = 0.5
+CAN_DIE = frozenset({"relu", "leaky_relu", "relu6"})
 
 
 def dead_relus(window: Sequence[Snapshot]) -> Finding | None:
-    dead = _most_of("dead", DEAD_SHARE, window[-1])
+    snap = window[-1]
+    dead = [x for x in _most_of("dead", DEAD_SHARE, snap) if x.activation in CAN_DIE]
     if not dead:
         return None
     worst = max(dead, key=lambda x: x.health)
     evidence = f"{worst.health:.0%} of {worst.name}'s units never fire"
     if len(dead) > 1:
         evidence += f" ({len(dead)} layers over {DEAD_SHARE:.0%})"
-    advice = "lower the learning rate ([), or try leaky_relu (a) or batch-norm (b)"
-    return Finding("dead ReLUs", "warning", tuple(x.name for x in dead), evidence, advice, "[")
+    names = tuple(x.name for x in dead)
+    born = {
+        x.name
+        for x in _at_start(snap)
+        if x.health_label == "dead" and x.health > DEAD_SHARE and x.name in names
+    }
+    if worst.name in born:
+        # Dead at the first update: its bias or weights started it there, not the steps.
+        evidence += ", since the first update"
+        facts = _init_facts(worst) | {"cause": "dead"}
+        return _finding("dead ReLUs", "warning", names, evidence, ("init", "leaky_relu"), facts)
+    actions = ("lr_down", "leaky_relu", "batchnorm")
+    return _finding("dead ReLUs", "warning", names, evidence, actions, _lr_facts(snap))
 
 
 def _most_of(label: str, share: float, snap: Snapshot) -> list[LayerStats]:
@@ -148,47 +278,97 @@ def _most_of(label: str, share: float, snap: Snapshot) -> list[LayerStats]:
 
 # Karpathy ("Yes you should understand backprop"): a tanh unit beyond |a| = 0.97 passes almost no
 # gradient back. The telemetry counts saturated entries per layer (sigmoid and tanh, see
-# bpmon.engine.activations); the rule fires when most of a layer is pinned.
+# bpmon.engine.activations); the rule fires when most of a layer is pinned. Pinned from the
+# first update on, the weights started too large: the initialisation is the fix.
 SATURATED_SHARE = 0.5
 
 
 def saturation(window: Sequence[Snapshot]) -> Finding | None:
-    pinned = _most_of("saturated", SATURATED_SHARE, window[-1])
+    snap = window[-1]
+    pinned = _most_of("saturated", SATURATED_SHARE, snap)
     if not pinned:
         return None
     worst = max(pinned, key=lambda x: x.health)
     evidence = f"{worst.health:.0%} of {worst.name}'s {worst.activation} outputs are pinned"
-    advice = "try batch-norm (b), or ReLU (a)"
-    return Finding("saturation", "warning", tuple(x.name for x in pinned), evidence, advice, "b")
+    names = tuple(x.name for x in pinned)
+    at_start = [
+        x for x in _at_start(snap) if x.health_label == "saturated" and x.health > SATURATED_SHARE
+    ]
+    if at_start:
+        evidence += ", since the first update"
+        facts = _init_facts(at_start[0])
+        return _finding("saturation", "warning", names, evidence, ("init", "batchnorm"), facts)
+    facts2: dict[str, float | str] = {"activation": worst.activation or "", "layer": worst.name}
+    return _finding("saturation", "warning", names, evidence, ("batchnorm", "activation"), facts2)
 
 
 # -- update ratio ----------------------------------------------------------------------------------
 
 # cs231n ("Neural Networks Part 3"): the update of a weight matrix should be about 1e-3 of its
-# size. Below 1e-4 the run barely moves; above 1e-2 it overshoots. Read from the median over the
-# layers, only while the loss is still well above where it started from (a converged run's updates
-# are tiny for the right reason).
+# size. Below 1e-4 the run barely moves. Above, it depends on the optimiser, measured on real
+# models (benchmarks/calibration.py):
+# - SGD's step is lr times the gradient, and healthy runs step far above 1e-2 early on (an MLP
+#   with momentum 0.9 at lr 0.05: 10^-1.7; the LSTM language model's lr 20: 10^-0.5), so a large
+#   ratio is a warning only while the loss stands above where it started: steps too big to learn.
+# - Adam's step is about lr per weight whatever the gradient, so its ratio is lr over the
+#   weights' scale: a GPT at AdamW 1e-3 with weights of std 0.02 peaks at 10^-1.5 after warmup,
+#   at lr x100 it is above 10^-1 for its first updates. Above ADAPTIVE_HIGH is too fast.
+# Read from the median over the layers, only while the loss is still well above where it
+# started from (a converged run's updates are tiny for the right reason).
 UPDATE_LOW = -4.0
 UPDATE_HIGH = -2.0
+ADAPTIVE_HIGH = -1.2
 STILL_LEARNING = 0.1
 # "Too low" needs the loss to be still above half its start: a run that has come down far with
 # small steps (relu-bn, lr 0.01: 10^-4.6) is slow, not stuck.
 STALLED = 0.5
+# An optimiser is adaptive when its steps are this many times lr x the gradient (median over the
+# layers): SGD's are 1 (up to 1/(1 - momentum), 10, and below 1 under clipping); Adam's are
+# lr x sqrt(weights) whatever the gradient, hundreds of times more on every model measured.
+ADAPTIVE = 30.0
+
+
+def _ratio_level(snap: Snapshot) -> float | None:
+    ratios = [x.update_ratio for x in snap.layers if math.isfinite(x.update_ratio)]
+    ratios = [r for r in ratios if r > 0]
+    return math.log10(statistics.median(ratios)) if ratios else None
+
+
+def adaptive(snap: Snapshot) -> bool:
+    """Whether the optimiser's steps are Adam's kind (about lr per weight whatever the
+    gradient) rather than SGD's (lr times the gradient), read from the snapshot alone: the
+    median over the layers of ``||update|| / (lr * ||gradient||)`` above :data:`ADAPTIVE`."""
+    lr = snap.lr
+    if not (math.isfinite(lr) and lr > 0):
+        return False
+    steps = [
+        x.update_ratio * x.weight_norm / (lr * x.grad_norm)
+        for x in snap.layers
+        if math.isfinite(x.update_ratio)
+        and x.update_ratio > 0
+        and math.isfinite(x.grad_norm)
+        and x.grad_norm > 0
+        and math.isfinite(x.weight_norm)
+    ]
+    return bool(steps) and statistics.median(steps) > ADAPTIVE
 
 
 def update_ratio(window: Sequence[Snapshot]) -> Finding | None:
     snap = window[-1]
-    ratios = [x.update_ratio for x in snap.layers if math.isfinite(x.update_ratio)]
-    ratios = [r for r in ratios if r > 0]
-    if not ratios or snap.state == "diverged":
+    level = _ratio_level(snap)
+    if level is None or snap.state == "diverged":
         return None
-    level = math.log10(statistics.median(ratios))
-    if level > UPDATE_HIGH:
-        evidence = f"each step changes the weights by 10^{level:.1f} of their size (aim: 10^-3)"
-        return Finding("update ratio", "warning", (), evidence, "lower the learning rate ([)", "[")
+    evidence = f"each step changes the weights by 10^{level:.1f} of their size"
+    fast = adaptive(snap)
+    if fast and level > ADAPTIVE_HIGH:
+        evidence += f" (Adam-like steps: aim below 10^{ADAPTIVE_HIGH:g})"
+        return _finding("update ratio", "warning", (), evidence, ("lr_down",), _lr_facts(snap))
+    if not fast and level > UPDATE_HIGH and _above_start(snap):
+        evidence += ", and the loss is above where it started (aim: 10^-3)"
+        return _finding("update ratio", "warning", (), evidence, ("lr_down",), _lr_facts(snap))
     if level < UPDATE_LOW and _far_from_done(snap, STALLED):
-        evidence = f"each step changes the weights by 10^{level:.1f} of their size (aim: 10^-3)"
-        return Finding("update ratio", "info", (), evidence, "raise the learning rate (])", "]")
+        evidence += " (aim: 10^-3)"
+        return _finding("update ratio", "info", (), evidence, ("lr_up",), _lr_facts(snap))
     return None
 
 
@@ -200,6 +380,13 @@ def _far_from_done(snap: Snapshot, share: float = STILL_LEARNING) -> bool:
         return False
     last = next(v for v in reversed(snap.loss_values) if math.isfinite(v))
     return last > share * first
+
+
+def _above_start(snap: Snapshot) -> bool:
+    """Whether the recent loss (the median of the last three points, so that one noisy
+    mini-batch does not decide) stands above the run's first."""
+    values = [v for v in snap.loss_values if math.isfinite(v)]
+    return len(values) > 1 and statistics.median(values[-3:]) > values[0]
 
 
 # -- plateau ---------------------------------------------------------------------------------------
@@ -230,26 +417,30 @@ def plateau(window: Sequence[Snapshot]) -> Finding | None:
         f"the loss improved {max(gain, 0.0):.1%} over the last {steps:,} steps, at {half[-1]:.4g};"
         f" the largest gradient is {largest:.1e}"
     )
-    advice = "wait (a saddle can take long), or raise the learning rate (])"
-    return Finding("plateau", "info", (), evidence, advice, "]")
+    return _finding("plateau", "info", (), evidence, ("wait", "lr_up"), _lr_facts(snap), ", or ")
 
 
 # -- oscillation -----------------------------------------------------------------------------------
 
-# The loss going up and down on most steps of the recent curve, the swings growing: the steps are
-# too big for the valley. Needs at least OSC_POINTS points; "most" is OSC_TURNS of the turns.
+# The loss going up and down on nearly every point of the recent curve, the swings growing: the
+# steps are too big for the valley. Noise turns too: in a sequence of independent values, each
+# inner point is a turn with probability 2/3 (mean 2(n-2)/3 turns, variance (16n-29)/90), which
+# is what sampled single mini-batch losses give. So the turns must stand OSC_SIGMAS standard
+# deviations above that: on 24 points, 21 turns of 22 at least. Needs OSC_POINTS points.
 OSC_POINTS = 12
-OSC_TURNS = 0.6
+OSC_SIGMAS = 3.0
 
 
 def oscillation(window: Sequence[Snapshot]) -> Finding | None:
     snap = window[-1]
     values = [v for v in snap.loss_values[-OSC_POINTS * 2 :] if math.isfinite(v)]
-    if len(values) < OSC_POINTS:
+    n = len(values)
+    if n < OSC_POINTS:
         return None
     diffs = [b - a for a, b in itertools.pairwise(values)]
     turns = sum(1 for a, b in itertools.pairwise(diffs) if a * b < 0)
-    if turns < OSC_TURNS * (len(diffs) - 1):
+    noise = 2 * (n - 2) / 3 + OSC_SIGMAS * math.sqrt((16 * n - 29) / 90)
+    if turns < min(noise, n - 2):
         return None
     swings = [abs(d) for d in diffs]
     half = len(swings) // 2
@@ -259,7 +450,7 @@ def oscillation(window: Sequence[Snapshot]) -> Finding | None:
     evidence = (
         f"the loss turned {turns} times in {len(diffs)} steps, swings {late / early:.1f}x larger"
     )
-    return Finding("oscillation", "warning", (), evidence, "lower the learning rate ([)", "[")
+    return _finding("oscillation", "warning", (), evidence, ("lr_down",), _lr_facts(snap))
 
 
 # -- divergence ------------------------------------------------------------------------------------
@@ -271,9 +462,9 @@ def divergence(window: Sequence[Snapshot]) -> Finding | None:
         return None
     where = f" in {snap.diverged_layer}" if snap.diverged_layer else ""
     evidence = f"the loss diverged at step {snap.diverged_step}{where} (loss {snap.loss:.3g})"
-    advice = "lower the learning rate ([) and restart (r)"
     layers = (snap.diverged_layer,) if snap.diverged_layer else ()
-    return Finding("divergence", "error", layers, evidence, advice, "[")
+    actions = ("lr_down", "restart")
+    return _finding("divergence", "error", layers, evidence, actions, _lr_facts(snap), " and ")
 
 
 # -- overfitting -----------------------------------------------------------------------------------
@@ -291,8 +482,7 @@ def overfitting(window: Sequence[Snapshot]) -> Finding | None:
     if gap < OVERFIT_GAP or first is None or not snap.accuracy > first:
         return None
     evidence = f"train accuracy {snap.accuracy:.0%} vs test {snap.test_accuracy:.0%}, still rising"
-    advice = "fewer layers (-), or stop here"
-    return Finding("overfitting", "info", (), evidence, advice, "-")
+    return _finding("overfitting", "info", (), evidence, ("depth_down", "stop"), None, ", or ")
 
 
 RULES: dict[str, Rule] = {
@@ -306,6 +496,30 @@ RULES: dict[str, Rule] = {
     "plateau": plateau,
     "overfitting": overfitting,
 }
+
+
+# What each rule can advise: checked against the action table when this module is imported, so
+# that no finding can name an action the view cannot render.
+RULE_ACTIONS: dict[str, frozenset[str]] = {
+    "divergence": frozenset({"lr_down", "restart"}),
+    "exploding": frozenset({"init", "batchnorm", "lr_down", "clip"}),
+    "vanishing": frozenset({"activation", "batchnorm", "depth_down"}),
+    "dead ReLUs": frozenset({"init", "leaky_relu", "lr_down", "batchnorm"}),
+    "saturation": frozenset({"init", "batchnorm", "activation"}),
+    "oscillation": frozenset({"lr_down"}),
+    "update ratio": frozenset({"lr_down", "lr_up"}),
+    "plateau": frozenset({"wait", "lr_up"}),
+    "overfitting": frozenset({"depth_down", "stop"}),
+}
+
+
+def _check_actions() -> None:
+    unknown = {a for named in RULE_ACTIONS.values() for a in named} - ACTIONS.keys()
+    if unknown or RULE_ACTIONS.keys() != RULES.keys():
+        raise ImportError(f"bpmon.diagnosis: unknown actions {sorted(unknown)} or rules")
+
+
+_check_actions()
 
 
 def evaluate(window: Sequence[Snapshot]) -> tuple[Finding, ...]:

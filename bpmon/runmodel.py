@@ -60,6 +60,11 @@ class Finding:
     evidence: str
     advice: str
     key: str | None = None
+    # The actions that try a fix, ids of bpmon.actions.ACTIONS, the likeliest first; the view
+    # renders each for the run's source (a key, or a change to a PyTorch script).
+    actions: tuple[str, ...] = ()
+    # The run's own numbers an action's wording quotes (name, value): "lr", "clipped_share"...
+    facts: tuple[tuple[str, float | str], ...] = ()
 
     @property
     def line(self) -> str:

@@ -4,15 +4,18 @@ flicker, and what every shipped preset raises early and at its end."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bpmon.actions import ACTIONS, WHERE, Where, advice, where_of
 from bpmon.config import Thresholds
-from bpmon.diagnosis import CLEAR_AFTER, RAISE_AFTER, RULES, Diagnosis, evaluate
+from bpmon.diagnosis import CLEAR_AFTER, RAISE_AFTER, RULE_ACTIONS, RULES, Diagnosis, evaluate
 from bpmon.presets import list_presets, load_preset
 from bpmon.telemetry import LayerStats, classify
 from bpmon.trainer import Snapshot, Trainer
@@ -128,9 +131,15 @@ MADE: dict[str, list[Snapshot]] = {
             ]
         )
     ],
+    # SGD-sized steps (lr x the gradient) of a tenth of the weights, the loss above its start.
     "update ratio": [
         snapshot(
-            [layer(0, 0.1, update=0.1), layer(1, 0.1, update=0.2), layer(2, 0.1, activation=None)]
+            [
+                layer(0, 0.1, update=0.05),
+                layer(1, 0.1, update=0.1),
+                layer(2, 0.1, activation=None),
+            ],
+            losses=(1.0, 1.5, 2.0),
         )
     ],
     "plateau": [
@@ -168,13 +177,20 @@ def test_every_rule_has_a_stream_that_raises_it() -> None:
 
 
 @pytest.mark.parametrize("rule", sorted(RULES))
-def test_each_rule_raises_on_its_stream_with_evidence_and_a_key(rule: str) -> None:
+def test_each_rule_raises_on_its_stream_with_evidence_and_actions(rule: str) -> None:
     findings = {f.rule: f for f in evaluate(MADE[rule])}
     assert rule in findings
     finding = findings[rule]
     assert finding.evidence and finding.advice
     assert any(ch.isdigit() for ch in finding.evidence), finding.evidence
-    assert finding.key is not None and f"({finding.key})" in finding.advice
+    # Actions, not key letters: each is a row of the table and can be rendered anywhere.
+    assert finding.actions and set(finding.actions) <= RULE_ACTIONS[rule] <= ACTIONS.keys()
+    for where in WHERE:
+        assert advice(finding.actions, where, dict(finding.facts))
+    # On bpmon's own run the advice shows the keys that apply its actions.
+    keys = [ACTIONS[a].key for a in finding.actions if ACTIONS[a].key]
+    assert keys and all(f"({key})" in finding.advice for key in keys)
+    assert finding.key == ACTIONS[finding.actions[0]].key
 
 
 @settings(max_examples=200, deadline=None)
@@ -194,6 +210,88 @@ def test_generated_healthy_runs_raise_nothing(
     layers = [layer(i, g, health=health, update=update) for i, g in enumerate(grads[:-1])]
     layers.append(layer(len(grads) - 1, grads[-1], activation=None, update=update))
     assert rules_of([snapshot(layers, losses)] * 3) == set()
+
+
+# -- what the calibration on real models changed (benchmarks/calibration.py) ---------------------
+
+
+def test_large_sgd_steps_on_a_falling_loss_are_not_a_finding() -> None:
+    # An MLP with momentum 0.9 at lr 0.05 steps 10^-1.7 early on, and learns.
+    sgd = [layer(0, 0.1, update=0.02), layer(1, 0.1, update=0.02), layer(2, 0.1, activation=None)]
+    assert rules_of([snapshot(sgd, losses=(2.3, 2.0, 1.5))]) == set()
+
+
+def test_adam_steps_are_judged_by_their_own_scale() -> None:
+    # Adam's step is about lr per weight: ||update|| / (lr ||g||) in the hundreds.
+    def adam(update: float) -> list[LayerStats]:
+        return [
+            layer(0, 1e-3, update=update),
+            layer(1, 1e-3, update=update),
+            layer(2, 1e-3, activation=None, update=update),
+        ]
+
+    healthy = snapshot(adam(10**-1.5), losses=(3.4, 3.0, 2.8))
+    assert rules_of([healthy]) == set()
+    fast = evaluate([snapshot(adam(10**-0.6), losses=(3.4, 3.0, 2.8))])
+    assert [(f.rule, f.actions[0]) for f in fast] == [("update ratio", "lr_down")]
+    assert dict(fast[0].facts)["adaptive"] == 1.0
+
+
+def test_sampled_mini_batch_noise_is_not_oscillation() -> None:
+    # Independent noise turns at 2/3 of the points: the old rule's 60% fired on it.
+    rng = np.random.default_rng(0)
+    diagnosis = Diagnosis()
+    losses: list[float] = []
+    for i in range(400):
+        losses.append(2.0 * math.exp(-i / 300) + 0.2 * float(rng.standard_normal()))
+        snap = replace(healthy(), step=i + 1, loss_values=tuple(losses), loss=losses[-1])
+        assert "oscillation" not in {f.rule for f in diagnosis.add(snap)}, i
+
+
+def test_only_relu_units_can_be_dead() -> None:
+    def net(act: str) -> Snapshot:
+        return snapshot(
+            [
+                layer(0, 0.1, activation=act, health=0.8),
+                layer(1, 0.1),
+                layer(2, 0.1, activation=None),
+            ]
+        )
+
+    assert "dead ReLUs" in rules_of([net("relu")])
+    for smooth in ("gelu", "silu"):
+        gelu = net(smooth)
+        gelu = replace(
+            gelu, layers=(replace(gelu.layers[0], health_label="dead"), *gelu.layers[1:])
+        )
+        assert rules_of([gelu]) == set(), smooth
+
+
+def test_a_small_layer_inside_a_residual_stack_is_not_vanishing() -> None:
+    # A transformer's MLP can get 1/100 of the head's gradient beside its skip connection; the
+    # layers before it learn, so the gradient is not dying on its way back.
+    layers = [layer(0, 0.3), layer(1, 1e-4), layer(2, 0.3), layer(3, 0.3, activation=None)]
+    assert rules_of([snapshot(layers)]) == set()
+    deep = [layer(0, 1e-6), layer(1, 1e-5), layer(2, 0.3), layer(3, 0.3, activation=None)]
+    assert rules_of([snapshot(deep)]) == {"vanishing"}
+
+
+def test_what_is_there_at_the_first_update_is_the_initialisations() -> None:
+    blown = snapshot(
+        [
+            layer(0, 1.0, activation="tanh", delta=1e5),
+            layer(1, 1.0, activation="tanh", delta=1e3),
+            layer(2, 1.0, activation=None, delta=1.0),
+        ],
+    )
+    later = evaluate([blown])
+    assert [(f.rule, f.actions[0]) for f in later] == [("exploding", "lr_down")]
+    at_start = evaluate([replace(blown, initial_layers=blown.layers)])
+    assert [(f.rule, f.actions[0]) for f in at_start] == [("exploding", "init")]
+    assert "as at the first update" in at_start[0].evidence
+    dead = MADE["dead ReLUs"][0]
+    born = evaluate([replace(dead, initial_layers=dead.layers)])
+    assert [(f.rule, f.actions[0]) for f in born] == [("dead ReLUs", "init")]
 
 
 def test_a_finding_needs_several_snapshots_and_leaves_after_several() -> None:
@@ -238,3 +336,87 @@ def test_what_each_preset_raises(name: str) -> None:
     if name == "sigmoid-vanishing":
         assert "vanishing" in early
     print(f"{name}: early {sorted(early)}, end {sorted(end)}")
+
+
+def test_every_key_an_action_shows_is_bound_to_what_it_says() -> None:
+    """The advice on bpmon's own run names keys: each must be a key of the app that acts
+    there (not the catch-all that says a key does not apply)."""
+    from textual.binding import Binding
+
+    from bpmon.tui.app import BpmonApp
+
+    bound: dict[str, set[str]] = {}
+    for binding in Binding.make_bindings(BpmonApp.BINDINGS):
+        for key in binding.key.split(","):
+            bound.setdefault(key, set()).add(binding.action.partition("(")[0])
+    expected = {
+        "lr_down": "lr",
+        "lr_up": "lr",
+        "activation": "activation",
+        "leaky_relu": "activation",
+        "batchnorm": "batchnorm",
+        "depth_down": "depth",
+        "init": "cycle",
+        "restart": "restart",
+    }
+    keyed = {a.id for a in ACTIONS.values() if a.key is not None}
+    assert keyed == set(expected)
+    for action in keyed:
+        row = ACTIONS[action]
+        assert row.keys, action
+        for key in row.keys:
+            assert expected[action] in bound.get(key, set()), (action, key, bound.get(key))
+
+
+# -- advice for where the run is (bpmon/actions.py) ------------------------------------------------
+
+
+def test_advice_on_a_pytorch_run_quotes_the_run_s_numbers() -> None:
+    assert (
+        advice(("lr_down",), "torch", {"lr": 0.1, "adaptive": 1.0})
+        == "the optimiser's lr is 0.1 — AdamW at 1e-3 is usual here"
+    )
+    assert advice(("lr_down",), "torch", {"lr": 0.5, "adaptive": 0.0}).endswith("try 0.05")
+    clipped = advice(("lr_down",), "torch", {"lr": 20.0, "clipped_share": 0.92, "clip_over": 20.0})
+    assert clipped.startswith(
+        "clip_grad_norm_ scaled 92% of recent updates: the pre-clip norm is 20x max_norm"
+    )
+    init = {"init_std": 1.0, "fan_in": 64.0, "fan_out": 64.0, "activation": "tanh"}
+    assert advice(("init",), "torch", init) == (
+        "weights start with std 1 for fan-in 64: nn.init.xavier_uniform_ with gain 5/3 gives 0.21"
+    )
+    relu = init | {"activation": "relu"}
+    assert "nn.init.kaiming_normal_ gives 0.18" in advice(("init",), "torch", relu)
+
+
+def test_keys_are_shown_only_where_they_apply() -> None:
+    actions = ("lr_down", "batchnorm", "clip")
+    assert advice(actions, "live", {}) == "lower the learning rate ([) or try batch-norm (b)"
+    assert advice(actions, "file", {}) == "lower the learning rate or try batch-norm"
+    torch_advice = advice(actions, "torch", {"lr": 0.1})
+    assert not re.search(r"\(\S\)", torch_advice), torch_advice
+    assert "clip_grad_norm_" in torch_advice  # clipping is a PyTorch script's option only
+    assert where_of(None, "3 layers relu +bn torch") == "torch"
+    assert where_of(None, "2-8-8-4-1 relu") == "file"
+    assert where_of(load_preset("xor").config, "2-8-8-4-1 relu") == "live"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    facts=st.dictionaries(
+        st.sampled_from(
+            [
+                *("lr", "adaptive", "level", "clipped_share", "clip_over", "init_std"),
+                *("fan_in", "fan_out", "activation", "cause", "layer"),
+            ]
+        ),
+        st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12),
+    ),
+    where=st.sampled_from(WHERE),
+)
+def test_every_action_renders_any_facts_as_one_line(
+    facts: dict[str, float | str], where: Where
+) -> None:
+    for action in ACTIONS.values():
+        text = action.render(where, facts)
+        assert text and "\n" not in text.replace(str(facts.get("layer", "")), "")

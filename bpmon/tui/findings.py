@@ -2,8 +2,11 @@
 and every one in full, with its advice, in a modal (enter or f).
 
 The findings come in the snapshot, most severe first (:mod:`bpmon.diagnosis` computes them on
-the source's side); these widgets only lay them out. A finding's key (``a``, ``b``, ``[`` ...)
-is an ordinary key of the app, so it works from the main screen and from the modal alike.
+the source's side); these widgets only lay them out. A finding names actions
+(:mod:`bpmon.actions`), and its advice is rendered for the run in view: on bpmon's own run with
+the keys that apply it (an ordinary key of the app, so it works from the main screen and from
+the modal alike), on a PyTorch run as the change to make in the script, on any other recording
+in words alone. No advice names a key that does nothing where it is shown.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.screen import ModalScreen
 
+from bpmon.actions import ACTIONS, Where, advice, where_of
 from bpmon.runmodel import Finding, Severity
 from bpmon.trainer import Snapshot
 
@@ -42,6 +46,7 @@ _KEY_IN_ADVICE = re.compile(r"\(([^\s()])\)")
 _ALTERNATIVES = re.compile(r",? (?:or|and) ")
 # The end of the first line, where it fits: enter opens the modal.
 _HINT = "  ⏎ more"
+_CLOSES = "escape closes"
 # At most this many layer names in the modal; the rest are counted.
 _LAYERS_LISTED = 6
 
@@ -52,10 +57,39 @@ FINDING_CLASSES: set[str] = {
 }
 
 
-def key_advice(finding: Finding) -> str:
-    """The part of the advice that goes with the finding's key: ``"try ReLU (a) or batch-norm
-    (b)"`` with key ``a`` -> ``"try ReLU (a)"``; the whole advice when no part names it. The
-    strip shows this part when the whole advice does not fit; the modal shows it all."""
+def where_of_snapshot(snapshot: Snapshot) -> Where:
+    """Where the snapshot's run is, for the wording of advice (:func:`bpmon.actions.where_of`)."""
+    return where_of(snapshot.config, snapshot.switches)
+
+
+def full_advice(finding: Finding, where: Where = "live") -> str:
+    """The finding's whole advice for a run ``where``. A finding made before action ids (no
+    ``actions``) keeps its text, less its keys where none applies."""
+    if finding.actions:
+        if where == "live":
+            return finding.advice
+        return advice(finding.actions, where, dict(finding.facts))
+    return finding.advice if where == "live" else _unkeyed(finding.advice)
+
+
+def _unkeyed(text: str) -> str:
+    return _KEY_IN_ADVICE.sub("", text).replace(" ,", ",").strip()
+
+
+def key_advice(finding: Finding, where: Where = "live") -> str:
+    """The part of the advice that goes with the finding's first action (or key): ``"try ReLU
+    (a) or batch-norm (b)"`` with key ``a`` -> ``"try ReLU (a)"``; the whole advice when no part
+    names it. The strip shows this part when the whole advice does not fit; the modal shows it
+    all."""
+    if finding.actions:
+        if where != "live":
+            return advice(finding.actions[:1], where, dict(finding.facts)) or full_advice(
+                finding, where
+            )
+        first = ACTIONS[finding.actions[0]].render("live", dict(finding.facts))
+        return first if first in finding.advice else finding.advice
+    if where != "live":
+        return full_advice(finding, where)
     if finding.key is None:
         return finding.advice
     tag = f"({finding.key})"
@@ -104,40 +138,45 @@ class _Styles:
         return text
 
 
-def finding_line(finding: Finding, width: int, styles: _Styles) -> Text:
-    """One finding in ``width`` cells: marker, rule, evidence, and the advice with its key.
+def finding_line(finding: Finding, width: int, styles: _Styles, where: Where = "live") -> Text:
+    """One finding in ``width`` cells: marker, rule, evidence, and the advice for ``where``.
 
     What gives way when the line is too long, in this order: the advice's other ways (only the
     part with the finding's key stays), the evidence after its first clause, the end of the
-    evidence (an ellipsis), and last the advice.
+    evidence (an ellipsis), on a recorded run the script's wording (the action's label stays),
+    and last the advice.
     """
     severity = styles.severity.get(finding.severity, styles.dim)
     head = f"{MARKERS.get(finding.severity, '•')} {finding.rule}: "
     first_clause = finding.evidence.split("; ")[0]
-    short = key_advice(finding)
+    short = key_advice(finding, where)
     chosen: tuple[str, str] | None = None
-    for advice in dict.fromkeys((finding.advice, short)):
+    for said in dict.fromkeys((full_advice(finding, where), short)):
         for evidence in dict.fromkeys((finding.evidence, first_clause)):
-            tail = f" — {advice}" if advice else ""
+            tail = f" — {said}" if said else ""
             if cell_len(head + evidence + tail) <= width:
-                chosen = evidence, advice
+                chosen = evidence, said
                 break
         if chosen:
             break
     if chosen is None:
         tail = f" — {short}" if short else ""
         room = width - cell_len(head) - cell_len(tail)
+        if room < _MIN_EVIDENCE and where != "live" and finding.actions:
+            # A script change is long: the strip names the action, the modal spells it out.
+            short = ACTIONS[finding.actions[0]].label
+            room = width - cell_len(head) - cell_len(f" — {short}")
         if room < _MIN_EVIDENCE:
             short, room = "", width - cell_len(head)
         chosen = cut(first_clause, room), short
-    evidence, advice = chosen
+    evidence, said = chosen
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(head[:-2], severity + Style(bold=True))
     text.append(": ")
     text.append(evidence)
-    if advice:
+    if said:
         text.append(" — ", styles.dim)
-        text.append_text(styles.advice(advice))
+        text.append_text(styles.advice(said) if where == "live" else Text(said))
     return text
 
 
@@ -168,9 +207,10 @@ class FindingsStrip(TextLine, SnapshotView):
             return
         width = self.content_size.width or _FALLBACK_WIDTH
         styles = _Styles(self)
+        where = where_of_snapshot(snapshot)
         rows = max(1, self.max_rows)
         shown = findings if len(findings) <= rows else findings[: rows - 1]
-        lines = [finding_line(finding, width, styles) for finding in shown]
+        lines = [finding_line(finding, width, styles, where) for finding in shown]
         hidden = len(findings) - len(shown)
         if hidden:
             lines.append(Text(cut(f"+{hidden} more: enter lists them all", width), styles.dim))
@@ -181,7 +221,9 @@ class FindingsStrip(TextLine, SnapshotView):
 
 
 def findings_text(snapshot: Snapshot, styles: _Styles) -> Text:
-    """Every finding in full: rule and severity, evidence, the layers, the advice and its key."""
+    """Every finding in full: rule and severity, evidence, the layers, the advice for where the
+    run is and, on bpmon's own run, the key of its first action."""
+    where = where_of_snapshot(snapshot)
     text = Text()
     if not snapshot.findings:
         text.append("No findings: none of the rules holds on the recent snapshots.", styles.dim)
@@ -200,8 +242,9 @@ def findings_text(snapshot: Snapshot, styles: _Styles) -> Text:
             text.append("\nlayers: ", styles.dim)
             text.append(", ".join(names))
         text.append("\n→ ", styles.dim)
-        text.append_text(styles.advice(finding.advice))
-        if finding.key is not None:
+        said = full_advice(finding, where)
+        text.append_text(styles.advice(said) if where == "live" else Text(said))
+        if finding.key is not None and where == "live":
             text.append("  press ", styles.dim)
             text.append(finding.key, styles.key)
     return text
@@ -220,8 +263,9 @@ class FindingsList(TextLine, SnapshotView):
 
 class FindingsScreen(TerminalSized, ModalScreen[None]):
     """Every finding with its evidence and advice, kept up to date with the app's snapshot;
-    escape closes it (and enter or f, the app's keys that opened it). A finding's key applies
-    it from here as from the main screen."""
+    escape closes it (and enter or f, the app's keys that opened it). On bpmon's own run a
+    finding's key applies it from here as from the main screen, and the subtitle says so; on a
+    recorded run it does not say it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Close", show=False),
@@ -230,7 +274,7 @@ class FindingsScreen(TerminalSized, ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="findings-box") as box:
             box.border_title = "bpmon findings"
-            box.border_subtitle = "a finding's key applies it · escape closes"
+            box.border_subtitle = _CLOSES
             yield FindingsList(id="findings-list")
 
     def on_mount(self) -> None:
@@ -239,6 +283,10 @@ class FindingsScreen(TerminalSized, ModalScreen[None]):
 
     def _show(self, snapshot: Snapshot | None) -> None:
         self.query_one(FindingsList).snapshot = snapshot
+        keys = snapshot is not None and where_of_snapshot(snapshot) == "live"
+        self.query_one("#findings-box").border_subtitle = (
+            f"a finding's key applies it · {_CLOSES}" if keys else _CLOSES
+        )
 
     def action_close(self) -> None:
         self.dismiss()

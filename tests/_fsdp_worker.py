@@ -104,6 +104,7 @@ def timing(rank: int, world: int, n: int) -> None:
 
 def main() -> None:
     rank, world, out = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+    torch.set_num_threads(1)  # two processes on a shared machine: one thread each
     dist.init_process_group(
         "gloo", init_method=f"file://{out / 'store'}", rank=rank, world_size=world
     )

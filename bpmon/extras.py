@@ -15,12 +15,11 @@ class ExtraMissing(ImportError, BpmonError):
 
 
 def require(what: str, extra: str, *modules: str) -> None:
-    """Import ``modules`` or raise :class:`ExtraMissing`: ``"<what> needs <modules>: pip
+    """Import ``modules`` or raise :class:`ExtraMissing`: ``"<what> needs a, b and c: pip
     install 'bpmon[<extra>]'"``."""
     for module in modules:
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            raise ExtraMissing(
-                f"{what} needs {' and '.join(modules)}: pip install 'bpmon[{extra}]'"
-            ) from exc
+            names = ", ".join(modules[:-1]) + " and " + modules[-1] if len(modules) > 1 else module
+            raise ExtraMissing(f"{what} needs {names}: pip install 'bpmon[{extra}]'") from exc

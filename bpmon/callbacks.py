@@ -54,18 +54,14 @@ def feed(
     logged: Mapping[str, object],
     *,
     metrics: bool,
-    rename: Mapping[str, str] | None = None,
     epoch: float | None = None,
 ) -> None:
-    """One ``monitor.log`` call with the numbers of ``logged``. ``rename`` maps a trainer's
-    names to the panel's (``{"train_loss": "loss"}``); ``metrics``: whether the monitor keeps
-    other names (:func:`accepts_metrics`); ``epoch``: the trainer's epoch count (fractional
-    allowed; the whole epochs done are logged)."""
+    """One ``monitor.log`` call with the numbers of ``logged`` (none when there is nothing to
+    log). ``metrics``: whether the monitor keeps other names (:func:`accepts_metrics`);
+    ``epoch``: the trainer's epoch count (fractional allowed; the whole epochs done are
+    logged)."""
     values = numbers(logged)
     kwargs: dict[str, Any] = {}
-    for source, target in (rename or {}).items():
-        if source in values and target not in values:
-            kwargs[target] = values[source]
     for key in PANEL:
         if key in values:
             kwargs[key] = values.pop(key)

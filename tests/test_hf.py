@@ -268,3 +268,20 @@ def test_the_norms_are_before_the_trainers_clipping(runs: dict[str, Any]) -> Non
 def test_the_rows_cover_every_trainable_parameter(runs: dict[str, Any]) -> None:
     trainable = sum(p.numel() for p in gpt2().parameters() if p.requires_grad)  # tied once
     assert sum(layer.get("params", 0) for layer in runs["trainer"][0]["layers"]) == trainable
+
+
+def test_one_callback_watches_one_train_and_refuses_a_second(tmp_path: Path) -> None:
+    """A second train() would truncate the first run's file: refused in one line, file kept."""
+    from bpmon.errors import BpmonError
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    callback = BpmonCallback(tmp_path / "x.jsonl", every=1)
+    callback.on_train_begin(None, None, None, model=model, optimizer=opt)
+    callback.on_train_end(None, None, None)
+    kept = (tmp_path / "x.jsonl").read_text("utf-8")
+    with pytest.raises(BpmonError, match="has watched a train\\(\\) already"):
+        callback.on_train_begin(None, None, None, model=model, optimizer=opt)
+    assert (tmp_path / "x.jsonl").read_text("utf-8") == kept
+    with pytest.raises(BpmonError, match="every = 0: expected an integer >= 1"):
+        BpmonCallback(tmp_path / "y.jsonl", every=0)

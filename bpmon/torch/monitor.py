@@ -208,7 +208,8 @@ class Monitor:
 
     ``steps`` is the number of updates seen so far; ``layer_names`` the watched layers, input
     side first; ``active`` is False on a rank other than 0 of a distributed run, where every
-    method does nothing.
+    method does nothing, unless the parameters are sharded (FSDP2's DTensors): then every rank
+    measures, for the all-reduce of :mod:`bpmon.torch.distributed`, and only rank 0 writes.
     """
 
     def __init__(

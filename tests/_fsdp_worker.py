@@ -1,8 +1,8 @@
 """One rank of the FSDP2 test (tests/test_fsdp.py): ``python tests/_fsdp_worker.py RANK WORLD DIR``.
 
 Trains a small MLP sharded with ``fully_shard`` over ``WORLD`` gloo processes (the ranks meet
-through a file store in DIR), each on its half of one fixed batch, watched by bpmon with
-``every=1``. Rank 0's run file is DIR/run.jsonl. Each rank writes DIR/done-RANK after training
+through a file store in DIR), each on its half of one fixed batch, watched by bpmon
+(``every=2``). Rank 0's run file is DIR/run.jsonl. Each rank writes DIR/done-RANK after training
 and ``close()``, before the process group is torn down: the test judges the training by these,
 because a teardown abort after them is a known gloo/FSDP2 exit-time fault, not bpmon's.
 
@@ -21,7 +21,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-STEPS = 4
+STEPS = 5
+EVERY = 2  # due updates 1, 2, 4: the weight copy both kept (1 -> 2) and made afresh (4)
 BATCH = 16
 
 
@@ -42,16 +43,18 @@ def build() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
 
 
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, path: Path | None) -> None:
-    """STEPS Adam updates on (x, y), watched with every=1 when ``path`` is given."""
+    """STEPS Adam updates on (x, y), watched when ``path`` is given, the loss logged."""
     from bpmon.torch import watch
 
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    mon = watch(model, path, every=1, optimizer=opt) if path is not None else None
+    mon = watch(model, path, every=EVERY, optimizer=opt) if path is not None else None
     for _ in range(STEPS):
         opt.zero_grad()
         loss = nn.functional.mse_loss(model(x), y)
         loss.backward()
         opt.step()
+        if mon is not None:
+            mon.log(loss=loss)
     if mon is not None:
         mon.close()
 

@@ -87,7 +87,7 @@ def test_fsdp2_norms_are_of_the_whole_parameter(tmp_path: Path) -> None:
     model, x, y = worker.build()
     worker.train(model, x, y, tmp_path / "one.jsonl")
     sharded, whole = _rows(out / "run.jsonl"), _rows(tmp_path / "one.jsonl")
-    assert len(sharded) == len(whole) == worker.STEPS
+    assert [r["step"] for r in sharded] == [r["step"] for r in whole] == [1, 2, 4]
     for got, want in zip(sharded, whole, strict=True):
         assert [r["name"] for r in got["layers"]] == [r["name"] for r in want["layers"]]
         for g, w in zip(got["layers"], want["layers"], strict=True):

@@ -52,6 +52,7 @@ from bpmon.errors import BpmonError
 from bpmon.runfile import RunWriter, header
 from bpmon.runmodel import Snapshot
 from bpmon.telemetry import LayerStats, classify
+from bpmon.torch import distributed
 from bpmon.torch.layers import Layer, architecture, find_layers, switches, unwrap
 
 EndState = Literal["finished", "interrupted", "error"]
@@ -209,7 +210,8 @@ class Monitor:
 
     ``steps`` is the number of updates seen so far; ``layer_names`` the watched layers, input
     side first; ``active`` is False on a rank other than 0 of a distributed run, where every
-    method does nothing.
+    method does nothing, unless the parameters are sharded (FSDP2's DTensors): then every rank
+    measures, for the all-reduce of :mod:`bpmon.torch.distributed`, and only rank 0 writes.
     """
 
     def __init__(
@@ -233,7 +235,8 @@ class Monitor:
         self.thresholds = thresholds if thresholds is not None else Thresholds()
         self.steps = 0
         self.rank = _rank()
-        self.active = self.rank == 0
+        # Sharded parameters (FSDP2): every rank measures, for the all-reduce; rank 0 writes.
+        self.active = self.rank == 0 or distributed.has_shards(list(model.parameters()))
         self.layer_names: tuple[str, ...] = ()
         self._closed = not self.active
         if not self.active:
@@ -254,9 +257,12 @@ class Monitor:
             if any(layer.weight.dtype == torch.float64 for layer in self._layers)
             else torch.float32
         )
+        self._shards = distributed.shards(self._layers)  # None unless parameters are DTensors
 
         # The file first: a path that cannot be written is refused before any hook is in place.
-        stream, path_name, owns = _open(path)
+        stream, path_name, owns = (
+            _open(path) if self.rank == 0 else (distributed.discard(), "", True)
+        )
         self._out = _Output(stream, path_name, owns)
 
         # Update detection. "optimizer": the optimiser's hooks count updates; "manual":
@@ -483,9 +489,10 @@ class Monitor:
         device, not copied from the host). A gradient that is None (the layer got none this
         update) is 0; a layer without a bias has NaN for it, as in bpmon."""
         layers = self._layers
-        grads = [layer.weight.grad for layer in layers] + [
-            None if layer.bias is None else layer.bias.grad for layer in layers
-        ]
+        grads = distributed.local(
+            [layer.weight.grad for layer in layers]
+            + [None if layer.bias is None else layer.bias.grad for layer in layers]
+        )
         present = [g for g in grads if g is not None]
         norms = iter(_norms(present))
         zero = torch.zeros((), dtype=self._dtype, device=self._device)
@@ -507,7 +514,7 @@ class Monitor:
 
     def _copy_weights(self) -> None:
         """The weights as they are now into the copy buffers (made on first use)."""
-        weights = [layer.weight.detach() for layer in self._layers]
+        weights = distributed.local([layer.weight.detach() for layer in self._layers])
         if self._before is None:
             self._before = [w.clone() for w in weights]
         else:
@@ -526,7 +533,7 @@ class Monitor:
     def _measure_update(self, n: int, skipped: bool) -> None:
         grad_stack = self._grad_norms
         self._grad_norms = None
-        weights = [layer.weight.detach() for layer in self._layers]
+        weights = distributed.local([layer.weight.detach() for layer in self._layers])
         L = len(weights)
         dev, dt = self._device, self._dtype
         before = self._before if self._copied and not skipped else None
@@ -553,6 +560,8 @@ class Monitor:
         self._health = [None] * L
         read_keys, reads = self._reads()
         parts = [grad_stack, w_norms, d_norms, health, *reads]
+        if self._shards is not None:
+            parts[:3] = [self._shards.whole(torch.cat(parts[:3]))]
         values: list[float] = torch.cat(parts).tolist()  # the one read-back of this update
 
         g, gb = values[:L], values[L : 2 * L]

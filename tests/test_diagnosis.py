@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 from bpmon.config import Thresholds
 from bpmon.diagnosis import CLEAR_AFTER, RAISE_AFTER, RULES, Diagnosis, evaluate
+from bpmon.launch import live_trainer
 from bpmon.presets import list_presets, load_preset
 from bpmon.telemetry import LayerStats, classify
-from bpmon.trainer import Snapshot, Trainer
+from bpmon.trainer import Snapshot
 
 
 def layer(
@@ -227,7 +228,7 @@ RAISED_AT_THE_END = {
 @pytest.mark.parametrize("name", [p.name for p in list_presets()])
 def test_what_each_preset_raises(name: str) -> None:
     config = load_preset(name).config
-    trainer = Trainer(config, name, interval=0.02)
+    trainer = live_trainer(config, name, interval=0.02)
     total = config.train.epochs * trainer.steps_per_epoch
     early = {f.rule for f in trainer.run(max_steps=max(1, total // 10)).findings}
     end = {f.rule for f in trainer.run().findings}

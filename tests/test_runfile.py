@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from bpmon.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from bpmon.errors import BpmonError
+from bpmon.launch import live_trainer
 from bpmon.presets import list_presets, load_preset
 from bpmon.runfile import VERSION, Recorder, RunWriter
 from bpmon.sources import RunFileSource, newest_run_file
@@ -86,7 +87,7 @@ def sources() -> Iterator[Callable[[str, str], RunFileSource]]:
 def test_every_presets_record_validates(tmp_path: Path, preset: str) -> None:
     config = load_preset(preset).config.with_epochs(30)
     path = tmp_path / "run.jsonl"
-    trainer = Trainer(config, preset, interval=0.0)
+    trainer = live_trainer(config, preset, interval=0.0)
     record_run(path, trainer, 10, [])
     header, *lines, end = validate_file(path)
     assert header["source"] == "bpmon" and header["name"] == preset
@@ -108,7 +109,7 @@ def test_restarts_are_recorded_as_events(tmp_path: Path) -> None:
         train=TrainConfig(lr=0.1, epochs=10**6),
     )
     path = tmp_path / "run.jsonl"
-    record_run(path, Trainer(config, "keys", interval=0.0), 5, [Command("depth", 1)])
+    record_run(path, live_trainer(config, "keys", interval=0.0), 5, [Command("depth", 1)])
     records = validate_file(path)
     restarts = [r for r in records if r.get("event") == "restart"]
     assert len(restarts) == 1

@@ -34,6 +34,7 @@ from textual.widgets import DataTable
 
 from bpmon.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from bpmon.data import Dataset
+from bpmon.launch import live_trainer
 from bpmon.presets import load_preset
 from bpmon.trainer import Command, Snapshot, Trainer
 from bpmon.tui.app import BpmonApp
@@ -68,7 +69,7 @@ def make_app(
 ) -> tuple[Trainer, BpmonApp]:
     """A trainer that will not finish during a test, paused at ``steps`` unless None."""
     config = (config or preset_config(name)).with_epochs(10**9)
-    trainer = Trainer(config, preset=name, **trainer_args)
+    trainer = live_trainer(config, preset=name, **trainer_args)
     if steps is not None:
         trainer.run(max_steps=steps)
     return trainer, BpmonApp(trainer)
@@ -177,7 +178,7 @@ def nan_at_step_1() -> Trainer:
     y = np.array([[0.0], [1.0], [1.0], [0.0]])
     y.flags.writeable = False
     data = Dataset("huge", X, y, None, None, "binary", ("0", "1"), ("x1", "x2"))
-    return Trainer(preset_config("xor").with_epochs(10**9), preset="nan", data=data)
+    return live_trainer(preset_config("xor").with_epochs(10**9), preset="nan", data=data)
 
 
 # -- keys ------------------------------------------------------------------------------------------
@@ -592,7 +593,7 @@ def test_failed_restart_is_explained() -> None:
 
 
 def test_finished_run_shows_finished_and_no_speed() -> None:
-    trainer = Trainer(preset_config("xor").with_epochs(20), preset="xor")
+    trainer = live_trainer(preset_config("xor").with_epochs(20), preset="xor")
     app = BpmonApp(trainer)
 
     async def body(pilot: Pilot[Any]) -> None:
@@ -911,7 +912,7 @@ def test_a_regression_shows_r2_and_the_error_of_each_prediction() -> None:
 
     data_dir = Path(__file__).resolve().parent / "data"
     preset, data = csv_preset(DataConfig(name="csv", path=str(data_dir / "co2.csv")))
-    trainer = Trainer(preset.config.with_epochs(10**9), preset=preset.name, data=data)
+    trainer = live_trainer(preset.config.with_epochs(10**9), preset=preset.name, data=data)
     trainer.run(max_steps=20)
     app = BpmonApp(trainer)
 

@@ -37,6 +37,7 @@ from textual.pilot import Pilot
 
 from bpmon.config import Thresholds
 from bpmon.finding import Finding
+from bpmon.launch import live_trainer
 from bpmon.runfile import header, layer_record
 from bpmon.sources import RunFileSource
 from bpmon.telemetry import LayerStats
@@ -443,7 +444,9 @@ def test_column_plan_and_short_names() -> None:
 def vanishing_trainer(steps: int = 300) -> Trainer:
     """The sigmoid-vanishing preset after ``steps`` steps, a snapshot published at every step
     (interval 0), so that the diagnosis has raised its finding and the numbers are the seed's."""
-    trainer = Trainer(preset_config("sigmoid-vanishing"), preset="sigmoid-vanishing", interval=0)
+    trainer = live_trainer(
+        preset_config("sigmoid-vanishing"), preset="sigmoid-vanishing", interval=0
+    )
     assert trainer.run(max_steps=steps).findings, "the preset raises a finding"
     return trainer
 

@@ -64,12 +64,25 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = WAIT) ->
         time.sleep(0.01)
 
 
+class CountingClock:
+    """``time.monotonic``, counting its calls: a watching reader reads its clock at least once
+    each time round its loop (to say how long the file has been quiet), so a count of calls is
+    a count of polls, not a guess at how long they take."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> float:
+        self.calls += 1
+        return time.monotonic()
+
+
 @pytest.fixture
 def sources() -> Iterator[Callable[[str, str], RunFileSource]]:
     started: list[RunFileSource] = []
 
-    def make(path: str, mode: str) -> RunFileSource:
-        source = RunFileSource(path, mode)  # type: ignore[arg-type]
+    def make(path: str, mode: str, clock: Callable[[], float] = time.monotonic) -> RunFileSource:
+        source = RunFileSource(path, mode, clock)  # type: ignore[arg-type]
         source.open_now()
         source.start()
         started.append(source)
@@ -173,7 +186,8 @@ def _lines(path: Path) -> list[str]:
 
 def test_watch_waits_for_a_file_then_follows_it(tmp_path: Path, sources: Any) -> None:
     path = tmp_path / "later.jsonl"
-    source = sources(str(path), "watch")
+    clock = CountingClock()
+    source = sources(str(path), "watch", clock)
     assert "waiting for" in source.latest().detail
     lines = _lines(COMMITTED)
     with open(path, "w", encoding="utf-8") as f:
@@ -185,7 +199,9 @@ def test_watch_waits_for_a_file_then_follows_it(tmp_path: Path, sources: Any) ->
         # Half a line: not read until its newline arrives.
         f.write(lines[2][:40])
         f.flush()
-        time.sleep(0.2)  # several polls: the half line must still not be taken
+        # Several polls (each reads the clock at least once): the half line must not be taken.
+        polls = clock.calls
+        wait_for(lambda: clock.calls >= polls + 12, "several polls")
         assert source.latest().step == json.loads(lines[1])["step"]
         assert not source.latest().message
         f.write(lines[2][40:])

@@ -111,6 +111,36 @@ async def wait_for(
         await pilot.pause(0.02)
 
 
+async def frames(pilot: Pilot[Any], count: int = 4) -> None:
+    """Until the app has drawn ``count`` more frames: each frame reads its source's latest
+    snapshot once (``BpmonApp._tick``), so counting those reads is a deterministic "several
+    frames went by" where a fixed pause would be a guess at the machine's speed. For the
+    checks that something (a second notice, a step) did not happen."""
+    source: Any = getattr(pilot.app, "source")  # noqa: B009 - the single-run app's source
+    reads = [0]
+    latest = source.latest
+
+    def counted() -> Any:
+        reads[0] += 1
+        return latest()
+
+    source.latest = counted  # an instance attribute: the app's frames find it first
+    try:
+        await wait_for(pilot, lambda: reads[0] >= count, f"{count} frames")
+    finally:
+        del source.latest
+
+
+async def went_round(pilot: Pilot[Any], trainer: Trainer, times: int = 3) -> None:
+    """Until the training thread has taken ``times`` more commands off its queue (each a
+    ``pause``, which a paused run ignores) and published after each: its loop went round that
+    often, which is when a paused loop that stepped anyway would have stepped."""
+    for _ in range(times):
+        seen = trainer.latest()
+        trainer.send(Command("pause"))
+        await wait_for(pilot, lambda s=seen: trainer.latest() is not s, "the loop to go round")
+
+
 def screen_text(app: App[Any]) -> str:
     """The screen as text, one line per row, read from Textual's SVG screenshot."""
     width, height = app.size
@@ -299,7 +329,7 @@ def test_space_pauses_and_resumes() -> None:
         screen = await wait_shows(pilot, "PAUSED")
         assert "steps/s" not in screen, "a paused run has no speed"
         paused = trainer.latest()
-        await pilot.pause(0.3)
+        await went_round(pilot, trainer)
         assert trainer.latest().step == paused.step
         await press(pilot, "space")
         await wait_shows(pilot, "RUNNING")
@@ -337,7 +367,7 @@ def test_n_steps_once_while_paused() -> None:
         await wait_shows(pilot, "epoch 7/")
         await press(pilot, "n")
         await wait_shows(pilot, "epoch 8/")
-        await pilot.pause(0.3)
+        await went_round(pilot, trainer)
         assert (trainer.latest().step, trainer.latest().state) == (8, "paused")
 
     drive(app, body)
@@ -506,7 +536,7 @@ def test_a_key_the_source_does_not_support_is_explained() -> None:
         await wait_shows(pilot, "That key does nothing here")
         # and pressing them says so once, not once a key.
         await press(pilot, "b", "a")
-        await pilot.pause(0.3)
+        await frames(pilot)
         screen = screen_text(app)
         assert screen.count("That key does nothing here") == 1, screen
         assert source.sent == []
@@ -567,7 +597,7 @@ def test_error_state_is_notified_once_and_shown_in_the_status_line() -> None:
         armed.set()
         await wait_shows(pilot, "ERROR", "RuntimeError: telemetry exploded")
         assert trainer.latest().state == "error"
-        await pilot.pause(0.4)  # several more frames: still one toast, and the status line
+        await frames(pilot)  # several more frames: still one toast, and the status line
         assert screen_text(app).count("telemetry exploded") == 2
         # The app is still up, and r gets training going again.
         await press(pilot, "r")
@@ -586,7 +616,7 @@ def test_failed_restart_is_explained() -> None:
         trainer.send(Command("restart", config=bad))
         await wait_latest(pilot, trainer, lambda s: bool(s.message), "the message")
         await wait_shows(pilot, "cannot restart", "no-such-set")
-        await pilot.pause(0.3)
+        await went_round(pilot, trainer)
         assert trainer.latest().config == good
 
     drive(app, body)

@@ -25,7 +25,8 @@ from bpmon.finding import Finding
 from bpmon.telemetry import LayerStats
 
 if TYPE_CHECKING:
-    # Only a type here: the trainer's loop imports this module to diagnose what it publishes.
+    # Only a type: the diagnosis reads snapshots and never runs the trainer (the launcher puts
+    # it between the trainer and its readers, bpmon.launch.live_trainer).
     from bpmon.trainer.snapshot import Snapshot
 
 # A finding appears after its rule held for this many snapshots in a row, and goes after it

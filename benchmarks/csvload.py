@@ -183,14 +183,14 @@ def _figures(settings: Settings, path: Path) -> list[Figure]:
 
 def _training(settings: Settings, path: Path) -> Figure:
     from bpmon.config import DataConfig
+    from bpmon.launch import live_trainer
     from bpmon.presets import csv_preset
-    from bpmon.trainer import Trainer
 
     preset, data = csv_preset(DataConfig(name="csv", path=str(path)))
     steps = settings.scale(5000, 200)
 
     def rate(interval: float) -> float:
-        trainer = Trainer(preset.config, "csv", interval=interval, data=data)
+        trainer = live_trainer(preset.config, "csv", interval=interval, data=data)
         t0 = time.perf_counter()
         trainer.run(max_steps=steps)
         return steps / (time.perf_counter() - t0)

@@ -28,10 +28,10 @@ def resident_mb() -> float:
 def measure(checkpoints: list[int]) -> dict[str, Any]:
     """Train the xor preset and record the resident size at each checkpoint (in steps)."""
     from benchmarks.xor import xor_config
-    from bpmon.trainer import Trainer
+    from bpmon.launch import live_trainer
 
     preset, config = xor_config()
-    trainer = Trainer(config, preset, interval=0.1)
+    trainer = live_trainer(config, preset, interval=0.1)
     rss = {}
     for steps in checkpoints:
         snap = trainer.run(max_steps=steps)

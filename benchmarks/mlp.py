@@ -24,6 +24,7 @@ from benchmarks.harness import Figure, Settings, comparison, interleave, skipped
 from bpmon.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from bpmon.data import Dataset
 from bpmon.engine.optimizers import make_optimizer
+from bpmon.launch import live_trainer
 from bpmon.trainer import Run, Trainer
 
 SIZES = (64, 128, 128, 10)
@@ -88,7 +89,7 @@ def run(settings: Settings) -> list[Figure]:
         return engine_loop(steps)[0]
 
     def trainer() -> float:
-        t = Trainer(config, "mlp", interval=0.1, data=data)
+        t = live_trainer(config, "mlp", interval=0.1, data=data)
         t0 = time.perf_counter()
         t.run(max_steps=steps)
         return steps / (time.perf_counter() - t0)

@@ -27,6 +27,7 @@ from textual.screen import Screen
 
 from benchmarks.harness import Figure, Settings, interleave, median, paired_ratio
 from benchmarks.xor import xor_config
+from bpmon.launch import live_trainer
 from bpmon.trainer import Snapshot, Trainer
 from bpmon.tui.app import FRAME_INTERVAL, SNAPSHOT_INTERVAL, BpmonApp
 
@@ -59,13 +60,13 @@ def _rate(a: Snapshot, b: Snapshot) -> float:
 def watched_trainer() -> Trainer:
     """The endless xor trainer as the monitor runs it (``bpmon --preset xor``)."""
     preset, config = xor_config()
-    return Trainer(config, preset, interval=SNAPSHOT_INTERVAL)
+    return live_trainer(config, preset, interval=SNAPSHOT_INTERVAL)
 
 
 def headless_rate(warm: float, window: float) -> float:
     """Steps/s of the trainer on its thread with nobody watching."""
     preset, config = xor_config()
-    trainer = Trainer(config, preset, interval=0.1)
+    trainer = live_trainer(config, preset, interval=0.1)
     trainer.start()
     try:
         time.sleep(warm)

@@ -24,6 +24,7 @@ from benchmarks.harness import Figure, Settings, comparison, interleave, median,
 from bpmon.config import RunConfig
 from bpmon.data import load_dataset
 from bpmon.engine.activations import Array
+from bpmon.launch import live_trainer
 from bpmon.presets import load_preset
 from bpmon.trainer import Run, Trainer
 
@@ -80,7 +81,7 @@ def run(settings: Settings) -> list[Figure]:
         losses["torch"] = torchnet.sigmoid_mse_trainer(net0, X, y, lr)(check_steps)[1]
 
     def bpmon_trainer() -> float:
-        trainer = Trainer(config, preset, interval=0.1)
+        trainer = live_trainer(config, preset, interval=0.1)
         t0 = time.perf_counter()
         trainer.run(max_steps=steps)
         return steps / (time.perf_counter() - t0)

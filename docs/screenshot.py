@@ -13,6 +13,7 @@ from pathlib import Path
 
 from textual.app import App
 
+from bpmon.launch import live_trainer
 from bpmon.presets import load_preset
 from bpmon.trainer import Trainer
 from bpmon.tui.app import BpmonApp
@@ -25,7 +26,7 @@ COMPARED, COMPARE_SIZE = "digits-relu-bn", (120, 36)
 
 def trained(preset: str) -> Trainer:
     # A snapshot at every step, so that the findings have held long enough to be shown.
-    trainer = Trainer(load_preset(preset).config, preset=preset, interval=0.0)
+    trainer = live_trainer(load_preset(preset).config, preset=preset, interval=0.0)
     trainer.run(max_steps=STEPS)
     return trainer
 

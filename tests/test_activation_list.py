@@ -34,8 +34,9 @@ from bpmon.config import (
 )
 from bpmon.engine.network import Network
 from bpmon.errors import BpmonError
+from bpmon.launch import live_trainer
 from bpmon.presets import load_preset
-from bpmon.trainer import Command, Trainer
+from bpmon.trainer import Command
 from bpmon.trainer.commands import apply_intent
 from bpmon.trainer.run import Run
 from bpmon.tui.app import BpmonApp
@@ -135,7 +136,7 @@ def test_the_label_counts_runs() -> None:
 
 
 def test_the_gradient_panel_names_each_layers_activation_at_80_columns() -> None:
-    trainer = Trainer(MIXED, preset="mixed")
+    trainer = live_trainer(MIXED, preset="mixed")
     trainer.run(max_steps=3)
     app = BpmonApp(trainer)
     seen: list[str] = []

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# One worker runs every test here, so that they share the one benchmark run (quick_run).
+pytestmark = pytest.mark.xdist_group("benchmarks")
 
 # The README's performance table, one key per row.
 FIGURES = (

@@ -18,8 +18,9 @@ from textual.pilot import Pilot
 from bpmon.config import DataConfig, validate
 from bpmon.data import Dataset
 from bpmon.engine.network import Network
+from bpmon.launch import live_trainer
 from bpmon.presets import csv_preset, load_preset
-from bpmon.trainer import Command, Trainer
+from bpmon.trainer import Command
 from bpmon.trainer.boundary import (
     MARGIN,
     MAX_POINTS,
@@ -203,7 +204,7 @@ def test_the_feed_computes_only_when_asked_and_at_its_cadence() -> None:
 
 
 def test_the_trainer_publishes_a_boundary_only_while_asked() -> None:
-    trainer = Trainer(load_preset("xor").config, preset="xor", start_paused=True)
+    trainer = live_trainer(load_preset("xor").config, preset="xor", start_paused=True)
     assert trainer.latest().boundary is None
     trainer.send(Command("boundary", 1.0))
     trainer.run(max_steps=5)
@@ -215,7 +216,7 @@ def test_the_trainer_publishes_a_boundary_only_while_asked() -> None:
 
 
 def test_the_trainer_says_why_on_data_that_is_not_2d() -> None:
-    trainer = Trainer(load_preset("digits-relu-bn").config, preset="digits", start_paused=True)
+    trainer = live_trainer(load_preset("digits-relu-bn").config, preset="digits", start_paused=True)
     trainer.send(Command("boundary", 1.0))
     snapshot = trainer.run(max_steps=1)
     assert snapshot.boundary is None
@@ -338,7 +339,7 @@ def test_a_two_feature_csv_draws_its_boundary_on_its_columns(tmp_path: Path) -> 
     path = tmp_path / "two.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     preset, data = csv_preset(DataConfig(name="csv", path=str(path)))
-    trainer = Trainer(preset.config.with_epochs(10**9), preset=preset.name, data=data)
+    trainer = live_trainer(preset.config.with_epochs(10**9), preset=preset.name, data=data)
     trainer.run(max_steps=50)
     app = BpmonApp(trainer)
 

@@ -31,6 +31,7 @@ from test_tui import (
 from textual.pilot import Pilot
 
 from bpmon.config import HIDDEN_ACTIVATIONS, MIN_DEPTH, ActivationName
+from bpmon.launch import live_trainer
 from bpmon.trainer import Trainer
 from bpmon.tui.compare import CompareApp, changes
 
@@ -184,7 +185,7 @@ def test_an_override_the_compared_preset_cannot_take_names_the_flag(tmp_path: Pa
 
 
 def paused(name: str, steps: int = 3) -> Trainer:
-    trainer = Trainer(preset_config(name).with_epochs(10**9), preset=name)
+    trainer = live_trainer(preset_config(name).with_epochs(10**9), preset=name)
     trainer.run(max_steps=steps)
     return trainer
 

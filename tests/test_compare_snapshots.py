@@ -19,8 +19,8 @@ from test_tui_runfiles import vanishing_trainer
 from test_tui_snapshots import paused_app, settle
 from textual.pilot import Pilot
 
+from bpmon.launch import live_trainer
 from bpmon.presets import load_preset
-from bpmon.trainer import Trainer
 from bpmon.tui.compare import CompareApp
 
 SnapCompare = Callable[..., bool]
@@ -29,7 +29,7 @@ SnapCompare = Callable[..., bool]
 def the_issues_pair() -> CompareApp:
     """sigmoid-vanishing beside its fix, each a snapshot per step for 300 steps, so that the
     findings have held long enough to show."""
-    fix = Trainer(load_preset("digits-relu-bn").config, preset="digits-relu-bn", interval=0)
+    fix = live_trainer(load_preset("digits-relu-bn").config, preset="digits-relu-bn", interval=0)
     fix.run(max_steps=300)
     return CompareApp(vanishing_trainer(), fix)
 

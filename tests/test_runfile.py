@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from bpmon.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from bpmon.errors import BpmonError
+from bpmon.launch import live_trainer
 from bpmon.presets import list_presets, load_preset
 from bpmon.runfile import VERSION, Recorder, RunWriter
 from bpmon.sources import RunFileSource, newest_run_file
@@ -69,12 +70,25 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = WAIT) ->
         time.sleep(0.01)
 
 
+class CountingClock:
+    """``time.monotonic``, counting its calls: a watching reader reads its clock at least once
+    each time round its loop (to say how long the file has been quiet), so a count of calls is
+    a count of polls, not a guess at how long they take."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> float:
+        self.calls += 1
+        return time.monotonic()
+
+
 @pytest.fixture
 def sources() -> Iterator[Callable[[str, str], RunFileSource]]:
     started: list[RunFileSource] = []
 
-    def make(path: str, mode: str) -> RunFileSource:
-        source = RunFileSource(path, mode)  # type: ignore[arg-type]
+    def make(path: str, mode: str, clock: Callable[[], float] = time.monotonic) -> RunFileSource:
+        source = RunFileSource(path, mode, clock)  # type: ignore[arg-type]
         source.open_now()
         source.start()
         started.append(source)
@@ -92,7 +106,7 @@ def sources() -> Iterator[Callable[[str, str], RunFileSource]]:
 def test_every_presets_record_validates(tmp_path: Path, preset: str) -> None:
     config = load_preset(preset).config.with_epochs(30)
     path = tmp_path / "run.jsonl"
-    trainer = Trainer(config, preset, interval=0.0)
+    trainer = live_trainer(config, preset, interval=0.0)
     record_run(path, trainer, 10, [])
     header, *lines, end = validate_file(path)
     assert header["source"] == "bpmon" and header["name"] == preset
@@ -114,7 +128,7 @@ def test_restarts_are_recorded_as_events(tmp_path: Path) -> None:
         train=TrainConfig(lr=0.1, epochs=10**6),
     )
     path = tmp_path / "run.jsonl"
-    record_run(path, Trainer(config, "keys", interval=0.0), 5, [Command("depth", 1)])
+    record_run(path, live_trainer(config, "keys", interval=0.0), 5, [Command("depth", 1)])
     records = validate_file(path)
     restarts = [r for r in records if r.get("event") == "restart"]
     assert len(restarts) == 1
@@ -179,7 +193,8 @@ def _lines(path: Path) -> list[str]:
 
 def test_watch_waits_for_a_file_then_follows_it(tmp_path: Path, sources: Any) -> None:
     path = tmp_path / "later.jsonl"
-    source = sources(str(path), "watch")
+    clock = CountingClock()
+    source = sources(str(path), "watch", clock)
     assert "waiting for" in source.latest().detail
     lines = _lines(COMMITTED)
     with open(path, "w", encoding="utf-8") as f:
@@ -191,7 +206,9 @@ def test_watch_waits_for_a_file_then_follows_it(tmp_path: Path, sources: Any) ->
         # Half a line: not read until its newline arrives.
         f.write(lines[2][:40])
         f.flush()
-        time.sleep(0.2)  # several polls: the half line must still not be taken
+        # Several polls (each reads the clock at least once): the half line must not be taken.
+        polls = clock.calls
+        wait_for(lambda: clock.calls >= polls + 12, "several polls")
         assert source.latest().step == json.loads(lines[1])["step"]
         assert not source.latest().message
         f.write(lines[2][40:])

@@ -34,6 +34,7 @@ from textual.widgets import DataTable
 
 from bpmon.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from bpmon.data import Dataset
+from bpmon.launch import live_trainer
 from bpmon.presets import load_preset
 from bpmon.trainer import Command, Snapshot, Trainer
 from bpmon.tui.app import BpmonApp
@@ -68,7 +69,7 @@ def make_app(
 ) -> tuple[Trainer, BpmonApp]:
     """A trainer that will not finish during a test, paused at ``steps`` unless None."""
     config = (config or preset_config(name)).with_epochs(10**9)
-    trainer = Trainer(config, preset=name, **trainer_args)
+    trainer = live_trainer(config, preset=name, **trainer_args)
     if steps is not None:
         trainer.run(max_steps=steps)
     return trainer, BpmonApp(trainer)
@@ -108,6 +109,36 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await pilot.pause(0.02)
+
+
+async def frames(pilot: Pilot[Any], count: int = 4) -> None:
+    """Until the app has drawn ``count`` more frames: each frame reads its source's latest
+    snapshot once (``BpmonApp._tick``), so counting those reads is a deterministic "several
+    frames went by" where a fixed pause would be a guess at the machine's speed. For the
+    checks that something (a second notice, a step) did not happen."""
+    source: Any = getattr(pilot.app, "source")  # noqa: B009 - the single-run app's source
+    reads = [0]
+    latest = source.latest
+
+    def counted() -> Any:
+        reads[0] += 1
+        return latest()
+
+    source.latest = counted  # an instance attribute: the app's frames find it first
+    try:
+        await wait_for(pilot, lambda: reads[0] >= count, f"{count} frames")
+    finally:
+        del source.latest
+
+
+async def went_round(pilot: Pilot[Any], trainer: Trainer, times: int = 3) -> None:
+    """Until the training thread has taken ``times`` more commands off its queue (each a
+    ``pause``, which a paused run ignores) and published after each: its loop went round that
+    often, which is when a paused loop that stepped anyway would have stepped."""
+    for _ in range(times):
+        seen = trainer.latest()
+        trainer.send(Command("pause"))
+        await wait_for(pilot, lambda s=seen: trainer.latest() is not s, "the loop to go round")
 
 
 def screen_text(app: App[Any]) -> str:
@@ -177,7 +208,7 @@ def nan_at_step_1() -> Trainer:
     y = np.array([[0.0], [1.0], [1.0], [0.0]])
     y.flags.writeable = False
     data = Dataset("huge", X, y, None, None, "binary", ("0", "1"), ("x1", "x2"))
-    return Trainer(preset_config("xor").with_epochs(10**9), preset="nan", data=data)
+    return live_trainer(preset_config("xor").with_epochs(10**9), preset="nan", data=data)
 
 
 # -- keys ------------------------------------------------------------------------------------------
@@ -298,7 +329,7 @@ def test_space_pauses_and_resumes() -> None:
         screen = await wait_shows(pilot, "PAUSED")
         assert "steps/s" not in screen, "a paused run has no speed"
         paused = trainer.latest()
-        await pilot.pause(0.3)
+        await went_round(pilot, trainer)
         assert trainer.latest().step == paused.step
         await press(pilot, "space")
         await wait_shows(pilot, "RUNNING")
@@ -336,7 +367,7 @@ def test_n_steps_once_while_paused() -> None:
         await wait_shows(pilot, "epoch 7/")
         await press(pilot, "n")
         await wait_shows(pilot, "epoch 8/")
-        await pilot.pause(0.3)
+        await went_round(pilot, trainer)
         assert (trainer.latest().step, trainer.latest().state) == (8, "paused")
 
     drive(app, body)
@@ -505,7 +536,7 @@ def test_a_key_the_source_does_not_support_is_explained() -> None:
         await wait_shows(pilot, "That key does nothing here")
         # and pressing them says so once, not once a key.
         await press(pilot, "b", "a")
-        await pilot.pause(0.3)
+        await frames(pilot)
         screen = screen_text(app)
         assert screen.count("That key does nothing here") == 1, screen
         assert source.sent == []
@@ -566,7 +597,7 @@ def test_error_state_is_notified_once_and_shown_in_the_status_line() -> None:
         armed.set()
         await wait_shows(pilot, "ERROR", "RuntimeError: telemetry exploded")
         assert trainer.latest().state == "error"
-        await pilot.pause(0.4)  # several more frames: still one toast, and the status line
+        await frames(pilot)  # several more frames: still one toast, and the status line
         assert screen_text(app).count("telemetry exploded") == 2
         # The app is still up, and r gets training going again.
         await press(pilot, "r")
@@ -585,14 +616,14 @@ def test_failed_restart_is_explained() -> None:
         trainer.send(Command("restart", config=bad))
         await wait_latest(pilot, trainer, lambda s: bool(s.message), "the message")
         await wait_shows(pilot, "cannot restart", "no-such-set")
-        await pilot.pause(0.3)
+        await went_round(pilot, trainer)
         assert trainer.latest().config == good
 
     drive(app, body)
 
 
 def test_finished_run_shows_finished_and_no_speed() -> None:
-    trainer = Trainer(preset_config("xor").with_epochs(20), preset="xor")
+    trainer = live_trainer(preset_config("xor").with_epochs(20), preset="xor")
     app = BpmonApp(trainer)
 
     async def body(pilot: Pilot[Any]) -> None:
@@ -911,7 +942,7 @@ def test_a_regression_shows_r2_and_the_error_of_each_prediction() -> None:
 
     data_dir = Path(__file__).resolve().parent / "data"
     preset, data = csv_preset(DataConfig(name="csv", path=str(data_dir / "co2.csv")))
-    trainer = Trainer(preset.config.with_epochs(10**9), preset=preset.name, data=data)
+    trainer = live_trainer(preset.config.with_epochs(10**9), preset=preset.name, data=data)
     trainer.run(max_steps=20)
     app = BpmonApp(trainer)
 

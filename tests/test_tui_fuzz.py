@@ -51,6 +51,7 @@ from textual.pilot import Pilot
 
 from bpmon.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from bpmon.data import Dataset
+from bpmon.launch import live_trainer
 from bpmon.sources import RunFileSource, Source
 from bpmon.trainer import Snapshot, Trainer
 from bpmon.tui.app import BpmonApp
@@ -174,21 +175,24 @@ CASES = [
     Case("fast", lambda _: make_app("relu-bn", steps=None)[0], keys=350),
     Case(
         "nan-at-step-1",
-        lambda _: Trainer(preset_config("xor").with_epochs(10**9), "nan", data=nan_data()),
+        lambda _: live_trainer(preset_config("xor").with_epochs(10**9), "nan", data=nan_data()),
         keys=350,
     ),
-    Case("finishes", lambda _: Trainer(preset_config("xor").with_epochs(40), "xor"), keys=300),
+    Case("finishes", lambda _: live_trainer(preset_config("xor").with_epochs(40), "xor"), keys=300),
     Case("fails", failing_trainer(ARMED), keys=300, fail=ARMED),
     Case(
         "paused",
-        lambda _: Trainer(preset_config("xor").with_epochs(10**9), "xor", start_paused=True),
+        lambda _: live_trainer(preset_config("xor").with_epochs(10**9), "xor", start_paused=True),
         keys=350,
     ),
     # A few tenths of a second a step: keys land while a step is in flight, and before the
     # first one. Fewer of its keys reach the trainer, whose queue would otherwise keep it busy
     # long after the test (a stop waits behind the commands sent before it).
     Case(
-        "slow", lambda _: Trainer(digits_config((512, 512)), "slow"), keys=360, trainer_weight=0.2
+        "slow",
+        lambda _: live_trainer(digits_config((512, 512)), "slow"),
+        keys=360,
+        trainer_weight=0.2,
     ),
     Case("replay", replay_source, keys=300, kind="replay"),
     Case("watch", watch_source, keys=300, kind="watch"),

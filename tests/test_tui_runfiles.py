@@ -23,6 +23,7 @@ import pytest
 from test_tui import (
     WAIT,
     drive,
+    frames,
     make_app,
     no_trainer_thread,
     preset_config,
@@ -37,6 +38,7 @@ from textual.pilot import Pilot
 
 from bpmon.config import Thresholds
 from bpmon.finding import Finding
+from bpmon.launch import live_trainer
 from bpmon.runfile import header, layer_record
 from bpmon.sources import RunFileSource
 from bpmon.telemetry import LayerStats
@@ -228,7 +230,7 @@ def test_replay_keys_move_the_cursor_and_the_marker() -> None:
         screen = await wait_shows(pilot, "at 2/s")
         shown = re.search(rf"snapshot (\d+)/{n}", screen)
         assert shown is not None
-        await pilot.pause(0.4)
+        await frames(pilot, 6)
         assert f"snapshot {shown.group(1)}/{n}" in screen_text(app), "paused stays put"
 
     drive(app, body)
@@ -242,7 +244,7 @@ def test_a_training_key_on_a_replay_says_so_once() -> None:
         await press(pilot, "a", "a")
         await wait_shows(pilot, "This is a recorded run")
         await press(pilot, "plus", "right_square_bracket", "r", "n", "b")
-        await pilot.pause(0.5)
+        await frames(pilot)
         screen = screen_text(app)
         assert screen.count("This is a recorded run") == 1, screen
         # The replay's own keys still act.
@@ -387,7 +389,7 @@ def test_45_layers_with_long_names_fit_80x24_and_scroll(tmp_path: Path) -> None:
         # tab goes to the table, and tab again comes back round to the bars, where page up
         # and up go back to the first layer.
         await press(pilot, "tab", "pageup")
-        await pilot.pause(0.2)
+        await frames(pilot)
         assert "…layers.14.mlp.fc2" in gradient_rows(screen_text(app)), "the table scrolled"
         await press(pilot, "tab", "down")
         await keep_pressing(pilot, "pageup", lambda s: "….layers.0.mlp.fc1" in gradient_rows(s))
@@ -443,7 +445,9 @@ def test_column_plan_and_short_names() -> None:
 def vanishing_trainer(steps: int = 300) -> Trainer:
     """The sigmoid-vanishing preset after ``steps`` steps, a snapshot published at every step
     (interval 0), so that the diagnosis has raised its finding and the numbers are the seed's."""
-    trainer = Trainer(preset_config("sigmoid-vanishing"), preset="sigmoid-vanishing", interval=0)
+    trainer = live_trainer(
+        preset_config("sigmoid-vanishing"), preset="sigmoid-vanishing", interval=0
+    )
     assert trainer.run(max_steps=steps).findings, "the preset raises a finding"
     return trainer
 

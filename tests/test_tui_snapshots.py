@@ -21,8 +21,8 @@ from textual.pilot import Pilot
 
 from bpmon.config import RunConfig
 from bpmon.data import Dataset
+from bpmon.launch import live_trainer
 from bpmon.presets import load_preset
-from bpmon.trainer import Trainer
 from bpmon.tui.app import BpmonApp
 
 SnapCompare = Callable[..., bool]
@@ -33,7 +33,7 @@ def preset_config(name: str) -> RunConfig:
 
 
 def paused_app(name: str, steps: int, config: RunConfig | None = None) -> BpmonApp:
-    trainer = Trainer(config or preset_config(name), preset=name)
+    trainer = live_trainer(config or preset_config(name), preset=name)
     snapshot = trainer.run(max_steps=steps)
     assert snapshot.state in ("paused", "diverged"), snapshot.state
     return BpmonApp(trainer)
@@ -79,7 +79,7 @@ def test_log_axis_of_a_run_that_is_nan_at_step_1(snap_compare: SnapCompare) -> N
     for array in (X, y):
         array.flags.writeable = False
     data = Dataset("nan", X, y, None, None, "binary", ("0", "1"), ("x1", "x2"))
-    trainer = Trainer(preset_config("xor"), preset="nan", data=data)
+    trainer = live_trainer(preset_config("xor"), preset="nan", data=data)
     assert trainer.run(max_steps=10).state == "diverged"
     app = BpmonApp(trainer)
     assert snap_compare(app, press=["l"], terminal_size=(80, 24), run_before=settle)

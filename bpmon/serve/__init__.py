@@ -17,14 +17,14 @@ from __future__ import annotations
 import argparse
 import errno
 import ipaddress
-import os
 import shlex
 import socket
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from bpmon import cli
+from bpmon import launch
+from bpmon.arguments import RUN_FILE_COMMANDS, Parser, checked, parser, run_file_parser
 from bpmon.config import Rule
 from bpmon.errors import BpmonError
 from bpmon.text import printable
@@ -44,10 +44,10 @@ _NOT_SERVED = {
 }
 
 
-class _ServeParser(cli._Parser):
+class _ServeParser(Parser):
     def error(self, message: str) -> NoReturn:
         self.exit(
-            cli.EXIT_USAGE,
+            launch.EXIT_USAGE,
             f"bpmon serve: error: {printable(message)} (see bpmon serve --help)\n",
         )
 
@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--port",
-        type=cli._checked(Rule("int", low=1, high=65535)),
+        type=checked(Rule("int", low=1, high=65535)),
         default=DEFAULT_PORT,
         help=f"the port (default {DEFAULT_PORT})",
     )
@@ -93,7 +93,7 @@ def main(argv: Sequence[str]) -> int:
         raise BpmonError(EXTRA_MISSING) from None
     host = own.host or DEFAULT_HOST
     if not _is_loopback(host):
-        cli._say(
+        launch.say(
             f"bpmon serve: warning: the page on {host}:{own.port} has no authentication; anyone "
             "who reaches it can drive the monitor and what it runs"
         )
@@ -108,43 +108,43 @@ def main(argv: Sequence[str]) -> int:
         # The address was free a moment ago (checked above) and was taken since.
         raise BpmonError(_address_error(host, own.port, exc)) from None
     if server.stopped_by is not None:
-        cli._say("bpmon serve: interrupted" if server.stopped_by == 130 else "bpmon serve: stopped")
+        launch.say(
+            "bpmon serve: interrupted" if server.stopped_by == 130 else "bpmon serve: stopped"
+        )
         return server.stopped_by
-    return cli.EXIT_OK
+    return launch.EXIT_OK
 
 
 def check_monitor_args(argv: Sequence[str]) -> None:
     """Check ``bpmon <argv>`` as the monitor would before it opens: the flags, the preset, the
     overrides, the CSV file, the network (its shape and its memory), the ``--record`` file.
     Raises :class:`BpmonError` (or exits 2 through argparse) with the one-line message."""
-    if argv and argv[0] in cli.RUN_FILE_COMMANDS:
+    if argv and argv[0] in RUN_FILE_COMMANDS:
         _check_run_file_args(argv[0], argv[1:])
         return
-    args = cli._parser().parse_args(list(argv))
+    args = parser().parse_args(list(argv))
     for name, why in _NOT_SERVED.items():
         if getattr(args, name):
             flag = "--" + name.replace("_", "-")
             raise BpmonError(f"serve {flag}: {why}")
-    preset, data = cli._preset_and_data(args)
-    config = cli.apply_overrides(preset.config, args)
+    preset, data = launch.preset_and_data(args)
+    config = launch.apply_overrides(preset.config, args)
     # Built and dropped, never started: its constructor refuses a network the data cannot feed
     # or memory cannot hold, the way the monitor would.
-    cli.build_trainer(config, preset, interval=1.0, overrides=cli._overrides_given(args), data=data)
+    launch.build_trainer(
+        config, preset, interval=1.0, overrides=launch.overrides_given(args), data=data
+    )
     if args.record:
         # Opening it checks the directory and refuses a file that already holds a run; an absent
         # file is created empty, which the first connection's monitor accepts.
-        cli._Record(args.record).close()
+        launch.RecordFile(args.record).close()
 
 
 def _check_run_file_args(command: str, argv: Sequence[str]) -> None:
     """``bpmon replay RUN.jsonl`` / ``bpmon watch RUN.jsonl|DIR``, checked as they check
     themselves before the monitor opens: a file that is not a run is one line now."""
-    from bpmon.sources import RunFileSource
-
-    path = cli._run_file_parser(command).parse_args(list(argv)).path
-    if command == "replay" and os.path.isdir(path):
-        raise BpmonError(f"{path}: is a directory; replay takes a run file (.jsonl)")
-    RunFileSource(path, "replay" if command == "replay" else "watch").open_now()
+    path = run_file_parser(command).parse_args(list(argv)).path
+    launch.open_run_file(command, path)
 
 
 def _is_loopback(host: str) -> bool:

@@ -5,7 +5,9 @@ The :class:`Trainer` runs one :class:`~bpmon.trainer.run.Run` at a time and talk
 
 - it *publishes* immutable :class:`~bpmon.trainer.snapshot.Snapshot` values at a time cadence
   (``interval`` seconds, not every step), by rebinding one attribute that readers fetch with
-  :meth:`Trainer.latest`;
+  :meth:`Trainer.latest`; each is handed on through a ``stage`` first, when it has one (the
+  launcher's diagnosis, :func:`bpmon.launch.live_trainer`, which adds the findings), so the
+  trainer never calls up into what reads its snapshots;
 - it *receives* :class:`~bpmon.trainer.commands.Command` values through a :class:`queue.Queue`.
 
 Nothing else is shared between threads. The per-step path is kept lean because the monitor must
@@ -33,7 +35,6 @@ import numpy as np
 
 from bpmon.config import RunConfig, validate
 from bpmon.data import Dataset
-from bpmon.diagnosis import Diagnosis
 from bpmon.errors import BpmonError
 from bpmon.trainer.boundary import BoundaryFeed
 from bpmon.trainer.commands import (
@@ -58,7 +59,10 @@ class Trainer:
     ``start()``/``stop()`` run the loop on a background thread (the TUI); ``run()`` runs it in the
     calling thread until the epochs are done or it diverges (the headless CLI, the benchmark).
     ``pace`` (steps per second, inf for full speed) applies to the background thread only.
-    ``on_snapshot`` is called on the training thread with each published snapshot. The config
+    ``stage`` turns each snapshot into the one published (the launcher adds the findings there),
+    on the training thread and in publishing order: what :meth:`latest` returns and
+    ``on_snapshot`` sees is its result. ``on_snapshot`` is called on the training thread with
+    each published snapshot. The config
     is checked by :func:`bpmon.config.validate`; a bad one raises :class:`BpmonError`.
     """
 
@@ -71,6 +75,7 @@ class Trainer:
         data: Dataset | None = None,
         start_paused: bool = False,
         pace: float = math.inf,
+        stage: Callable[[Snapshot], Snapshot] | None = None,
     ) -> None:
         if not pace > 0:
             raise ValueError(f"pace must be > 0 steps per second, not {pace!r}")
@@ -81,6 +86,7 @@ class Trainer:
         self._pace_due = 0.0
         self._publish_due = 0.0
         self.on_snapshot = on_snapshot
+        self._stage = stage
         self._commands: queue.Queue[Command] = queue.Queue()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -94,7 +100,6 @@ class Trainer:
         self._rate = 0.0
         self._rate_mark = (self._t_start, 0)
         self._run = Run.build(validate(config, preset or "config"), data)
-        self._diagnosis = Diagnosis()
         # The decision boundary, computed only while a consumer has asked for it (key v).
         self._boundary = BoundaryFeed()
         if self._run.data.notes:
@@ -314,8 +319,9 @@ class Trainer:
         self._event("restart")
 
     def _publish(self) -> Snapshot:
-        snapshot = self._snapshot()
-        snapshot = replace(snapshot, findings=self._diagnosis.add(snapshot), pace=self._pace)
+        snapshot = replace(self._snapshot(), pace=self._pace)
+        if self._stage is not None:
+            snapshot = self._stage(snapshot)
         self._latest = snapshot
         if self.on_snapshot is not None:
             self.on_snapshot(snapshot)

@@ -50,6 +50,10 @@ class LayerStats:
     health_label: str
     status: Status
     activation: str | None = None
+    # Trainable parameters in the row (0: not counted, bpmon's own runs); why a figure is
+    # missing ("activation not measured under torch.compile"), empty when none is.
+    params: int = 0
+    note: str = ""
 
 
 def _norm(a: Array | None) -> float:

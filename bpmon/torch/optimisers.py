@@ -1,0 +1,132 @@
+"""Which optimisers step the watched rows, found by global step hooks: the first one seen (or
+the one passed as ``optimizer=``) is the *primary*, whose steps count the updates; every other
+optimiser that steps watched parameters is hooked too, so that the rows it steps get their
+update ratio from its own step. A row no hooked optimiser steps has none (NaN)."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch.utils.hooks import RemovableHandle
+
+from bpmon.torch.layers import Layer
+
+if TYPE_CHECKING:
+    from bpmon.torch.monitor import Monitor
+
+
+class Optimisers:
+    def __init__(self, layers: Sequence[Layer], primary: torch.optim.Optimizer | None) -> None:
+        self._row_of = {id(p): i for i, row in enumerate(layers) for p in (*row.weights,)}
+        self._ids = {id(p) for row in layers for p in (*row.weights, *row.biases)}
+        self._rows: weakref.WeakKeyDictionary[torch.optim.Optimizer, list[int]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._primary: weakref.ref[torch.optim.Optimizer] | None = None
+        self._stepped: set[int] = set()  # secondary optimisers that stepped in this window
+        self.stepping = False  # set by the primary's pre-hook, for the scaler's skipped steps
+        if primary is not None:
+            self._primary = weakref.ref(primary)
+
+    def register(self, monitor: Monitor) -> Iterator[RemovableHandle]:
+        from torch.optim.optimizer import (
+            register_optimizer_step_post_hook,
+            register_optimizer_step_pre_hook,
+        )
+
+        ref = weakref.ref(monitor)
+
+        def pre(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+            mon = ref()
+            rows = self.rows_of(opt)
+            if mon is None or not rows:
+                return
+            if self._primary is None:
+                self._primary = weakref.ref(opt)
+            primary = self.is_primary(opt)
+            if primary:
+                self.stepping = True
+            mon.before_step(rows, primary, self.scaled(mon._scaler, opt))
+
+        def post(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+            mon = ref()
+            rows = self.rows_of(opt)
+            if mon is None or not rows:
+                return
+            primary = self.is_primary(opt)
+            if not primary:
+                self._stepped.add(id(opt))
+            mon.after_step(rows, primary, skipped=False)
+
+        yield register_optimizer_step_pre_hook(pre)
+        yield register_optimizer_step_post_hook(post)
+
+    def rows_of(self, opt: torch.optim.Optimizer) -> list[int]:
+        """The rows whose weights ``opt`` steps; decided once per optimiser."""
+        rows = self._rows.get(opt)
+        if rows is None:
+            found = {
+                self._row_of[id(p)]
+                for g in opt.param_groups
+                for p in g["params"]
+                if id(p) in self._row_of
+            }
+            if not found and any(id(p) in self._ids for g in opt.param_groups for p in g["params"]):
+                found = set()  # only biases: the rows are the bias's, no weight to copy
+            rows = self._rows[opt] = sorted(found)
+        return rows
+
+    def is_primary(self, opt: torch.optim.Optimizer) -> bool:
+        return self._primary is not None and self._primary() is opt
+
+    def primary_name(self) -> str:
+        opt = self._primary() if self._primary is not None else None
+        return type(opt).__name__ if opt is not None else "an optimizer"
+
+    def secondaries(self) -> list[torch.optim.Optimizer]:
+        return [o for o, rows in self._rows.items() if rows and not self.is_primary(o)]
+
+    def all_stepped(self) -> bool:
+        return all(id(o) in self._stepped for o in self.secondaries())
+
+    def new_window(self) -> None:
+        self._stepped = set()
+
+    def lrs(self) -> list[object]:
+        """The lr of every param group, the primary's first, as they are now (before the step):
+        floats, or tensors copied (a scheduler may change them in place)."""
+        opt = self._primary() if self._primary is not None else None
+        out: list[object] = []
+        for o in ([opt] if opt is not None else []) + self.secondaries():
+            for g in o.param_groups:
+                lr = g.get("lr")
+                out.append(lr.detach().clone() if isinstance(lr, torch.Tensor) else lr)
+        return out
+
+    def watches(self, params: Sequence[torch.Tensor]) -> bool:
+        return any(id(p) in self._ids for p in params)
+
+    def scaled(self, scaler: torch.amp.GradScaler | None, opt: object = None) -> bool:
+        """Whether the gradients are still multiplied by the scaler's scale. ``scaler.step``
+        unscales them before calling ``optimizer.step`` (state UNSCALED), as does an earlier
+        ``scaler.unscale_``; they are still scaled when the optimiser unscales them itself
+        (fused optimisers get ``grad_scale``) or when ``optimizer.step()`` is called without the
+        scaler. GradScaler's per-optimiser state is private API, read defensively: without it
+        the gradients are taken as unscaled."""
+        if scaler is None or not scaler.is_enabled() or scaler._get_scale_async() is None:
+            return False
+        if opt is None and self._primary is not None:
+            opt = self._primary()
+        try:
+            from torch.amp.grad_scaler import OptState
+
+            states = scaler._per_optimizer_states
+            if opt is None:
+                return not any(s.get("stage") is OptState.UNSCALED for s in states.values())
+            state = states.get(id(opt))
+        except (ImportError, AttributeError):
+            return False
+        return state is None or state.get("stage") is OptState.READY

@@ -193,7 +193,7 @@ def test_bad_arguments_are_refused_in_one_line(tmp_path: Path) -> None:
         watch(model, tmp_path / "x.jsonl", include="nothing*")
     with pytest.raises(BpmonError, match="no layer to watch"):
         watch(nn.Sequential(nn.ReLU()), tmp_path / "x.jsonl")
-    with watch(model, tmp_path / "x.jsonl") as mon, pytest.warns(RuntimeWarning, match="one number"):
+    with watch(model, tmp_path / "x.jsonl") as mon, pytest.warns(RuntimeWarning, match="a 1-elem"):
         mon.log(loss=torch.ones(3))  # monitoring never stops training: null and one warning
 
 

@@ -155,7 +155,7 @@ def _install_exit() -> None:
     if getattr(previous, "_bpmon_torch", False):
         return
 
-    def exit(status: object = None, /) -> Any:  # noqa: A001 - it is sys.exit
+    def exit(status: object = None, /) -> Any:
         _exit_codes.append(status)
         return previous(status)  # type: ignore[arg-type]
 

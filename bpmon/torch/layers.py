@@ -294,7 +294,7 @@ def _rows_of(path: str, module: nn.Module, own: dict[str, nn.Parameter]) -> list
                 fan_out,
                 vector=weight.dim() < 2,
             )
-            row.names = [_join(path, "weight")] + ([_join(path, "bias")] if bias is not None else [])
+            row.names = [_join(path, k) for k in ("weight", "bias") if own.get(k) is not None]
             rows.append(row)
             taken.update({"weight", "bias"} & set(own))
     for pname, p in own.items():

@@ -39,7 +39,7 @@ class Logged:
         if epoch is None:
             return
         try:
-            e = operator.index(epoch)  # type: ignore[call-overload]
+            e = operator.index(epoch)  # type: ignore[arg-type]
         except TypeError:
             e = -1
         if isinstance(epoch, bool) or e < 0:
@@ -61,7 +61,7 @@ class Logged:
             if value.numel() == 1:
                 return value.detach()
             return self._warn(key, value, "one number or a 1-element tensor")
-        if isinstance(value, bool) or isinstance(value, str | bytes):
+        if isinstance(value, bool | str | bytes):
             return self._warn(key, value, "a number")
         try:
             x = float(value)  # type: ignore[arg-type]

@@ -65,9 +65,7 @@ class RowNorms:
         present = [t for t in tensors if t is not None]
         found = iter(norms(present))
         zero = torch.zeros((), dtype=self.dtype, device=self.device)
-        slots = [
-            zero if t is None else next(found).to(self.device, self.dtype) for t in tensors
-        ]
+        slots = [zero if t is None else next(found).to(self.device, self.dtype) for t in tensors]
         return torch.stack(slots) if slots else torch.zeros(0, dtype=self.dtype, device=self.device)
 
     def _sum_rows(self, per: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -155,7 +155,7 @@ class Monitor:
         self._logged_since_update = False
         self._handles: list[RemovableHandle] = list(self._opts.register(self))
         self._bw_handles: list[RemovableHandle] = [
-            p.register_post_accumulate_grad_hook(self._grad_hook)
+            p.register_post_accumulate_grad_hook(self._grad_hook)  # type: ignore[no-untyped-call]
             for row in self._layers
             for p in (*row.weights, *row.biases)
             if self._mode is None
@@ -273,7 +273,7 @@ class Monitor:
             handle.remove()
         self._bw_handles, self._fw_handle = [], None
 
-    def before_step(self, rows: Sequence[int], primary: bool, scaled: bool) -> None:
+    def before_step(self, rows: Sequence[int], primary: bool, late: bool, scaled: bool) -> None:
         """A hooked optimiser is about to step ``rows`` (from :class:`Optimisers`)."""
         if self._closed or self._mode in ("manual", "backward"):
             return
@@ -285,7 +285,8 @@ class Monitor:
                 if not self._pre_clip:
                     self._grad_norms = self._rn.grads(self._scale(scaled))
                 self._lrs = self._opts.lrs()
-        if self._due(self.steps + 1) or self._deferred is not None:
+        # A secondary that steps after the primary belongs to the update the primary just made.
+        if self._deferred is not None if late else self._due(self.steps + 1):
             self._copies.take(rows)
 
     def after_step(self, rows: Sequence[int], primary: bool, skipped: bool) -> None:
@@ -317,7 +318,6 @@ class Monitor:
             return
         n, skipped = self._deferred
         self._deferred = None
-        self._opts.new_window()
         self._measure_update(n, skipped)
 
     def _scale(self, scaled: bool) -> torch.Tensor | None:
@@ -338,6 +338,7 @@ class Monitor:
         if self._closed or self._mode not in (None, "backward"):
             return
         self._resolve_backward()
+        self._out.flush_pending()
         if self._due(self.steps + 1):
             self._grad_norms = self._rn.grads(self._scale(self._scaler is not None))
         self._bw_pending = True

@@ -26,7 +26,13 @@ class Optimisers:
             weakref.WeakKeyDictionary()
         )
         self._primary: weakref.ref[torch.optim.Optimizer] | None = None
-        self._stepped: set[int] = set()  # secondary optimisers that stepped in this window
+        # Secondary optimisers that step after the primary in each iteration (a secondary is
+        # first seen after the primary's first step, so it steps after it, unless optimizer=
+        # named one that steps second), and those of them that stepped since its last step.
+        self._late: set[int] = set()
+        self._stepped: set[int] = set()
+        self._phase = "none"  # the primary's last hook: "none", "pre" or "post"
+        self._known: weakref.WeakSet[torch.optim.Optimizer] = weakref.WeakSet()
         self.stepping = False  # set by the primary's pre-hook, for the scaler's skipped steps
         if primary is not None:
             self._primary = weakref.ref(primary)
@@ -49,7 +55,12 @@ class Optimisers:
             primary = self.is_primary(opt)
             if primary:
                 self.stepping = True
-            mon.before_step(rows, primary, self.scaled(mon._scaler, opt))
+                self._phase = "pre"
+            elif opt not in self._known:
+                self._known.add(opt)
+                if self._phase == "post":
+                    self._late.add(id(opt))
+            mon.before_step(rows, primary, id(opt) in self._late, self.scaled(mon._scaler, opt))
 
         def post(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
             mon = ref()
@@ -57,7 +68,10 @@ class Optimisers:
             if mon is None or not rows:
                 return
             primary = self.is_primary(opt)
-            if not primary:
+            if primary:
+                self._phase = "post"
+                self._stepped = set()
+            else:
                 self._stepped.add(id(opt))
             mon.after_step(rows, primary, skipped=False)
 
@@ -90,10 +104,8 @@ class Optimisers:
         return [o for o, rows in self._rows.items() if rows and not self.is_primary(o)]
 
     def all_stepped(self) -> bool:
-        return all(id(o) in self._stepped for o in self.secondaries())
-
-    def new_window(self) -> None:
-        self._stepped = set()
+        """Whether every secondary that steps after the primary has stepped since it did."""
+        return self._late <= self._stepped
 
     def lrs(self) -> list[object]:
         """The lr of every param group, the primary's first, as they are now (before the step):

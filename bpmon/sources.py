@@ -35,6 +35,7 @@ from bpmon.config import Thresholds
 from bpmon.diagnosis import WINDOW, Diagnosis, evaluate
 from bpmon.errors import BpmonError
 from bpmon.finding import Finding
+from bpmon.liveness import Liveness
 from bpmon.runfile import check_header, denum, layer_from_record, parse_line
 from bpmon.telemetry import LayerStats
 from bpmon.trainer import Command, CommandKind, Prediction, Snapshot, State
@@ -75,7 +76,7 @@ _SNAPSHOT_PREFIX = re.compile(
 )
 # How often a watched folder is looked at for a newer run file.
 FOLDER_CHECK = 1.0
-# A writer that has written nothing for this long is said to be quiet.
+# A writer that has written nothing for this long (at least; see bpmon.liveness) is quiet.
 QUIET_AFTER = 5.0
 # The first frame reads this much of the file's end to find its last snapshot.
 TAIL_BYTES = 256 * 1024
@@ -213,6 +214,7 @@ class RunFileSource:
         self._last_record: dict[str, Any] | None = None
         self._last_arrival = self._clock()
         self._ended: str | None = None
+        self._liveness = Liveness(QUIET_AFTER)
         self._corrupt = 0
         self._first_corrupt: int | None = None
         self._cursor: int | None = None  # replay: index into the current run's offsets
@@ -262,6 +264,7 @@ class RunFileSource:
 
     def _read_header(self, head: Mapping[str, Any]) -> None:
         info = self._info
+        self._liveness.writer(head.get("host"), head.get("pid"))
         info.name = str(head.get("name") or Path(self.path).stem)
         info.architecture = str(head.get("architecture") or "")
         info.switches = str(head.get("switches") or info.architecture)
@@ -371,6 +374,7 @@ class RunFileSource:
             self._offset += len(raw)
         if got:
             self._last_arrival = self._clock()
+            self._liveness.arrived(self._last_arrival)
         return got
 
     def _take(self, raw: bytes, offset: int) -> None:
@@ -459,6 +463,8 @@ class RunFileSource:
             return
         if self.mode == "watch" or not self._backfilled or self._ended is None:
             self._read_new()
+        if self.mode == "watch" and self._ended is None and self._liveness.gone(self._clock()):
+            self._ended = "writer gone"  # no end line will come: its process has exited
 
     def _handle_commands(self) -> None:
         with self._lock:
@@ -525,7 +531,7 @@ class RunFileSource:
                 self._corrupt,
                 self._error,
                 self._backfilled,
-                quiet if quiet >= QUIET_AFTER else 0,
+                quiet if quiet >= self._liveness.quiet_after() else 0,
                 len(self._run_order),
             )
             if key == self._published_key:
@@ -635,7 +641,7 @@ class RunFileSource:
                 parts.append(f"the run ended {self._ended}")
         elif self._ended is None:
             quiet = self._clock() - self._last_arrival
-            if quiet >= QUIET_AFTER:
+            if quiet >= self._liveness.quiet_after():
                 parts.append(f"writer quiet for {quiet:.0f} s")
         if not self._backfilled:
             parts.append("reading the earlier lines…")

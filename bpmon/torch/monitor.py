@@ -30,7 +30,7 @@ import os
 import weakref
 from collections.abc import Sequence
 from types import TracebackType
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 import torch
 from torch import nn
@@ -40,12 +40,14 @@ from bpmon.config import RunConfig, Thresholds, validate
 from bpmon.errors import BpmonError
 from bpmon.runfile import header
 from bpmon.torch import clipping, ending
+from bpmon.torch.backward import BackwardPasses
 from bpmon.torch.forward import Activations
 from bpmon.torch.layers import architecture, find_layers, switches, unwrap
 from bpmon.torch.logged import PANEL, Logged
 from bpmon.torch.measure import Copies, RowNorms, weight_norms
-from bpmon.torch.optimisers import Optimisers
+from bpmon.torch.optimisers import Optimisers, wrap_scaler
 from bpmon.torch.record import Clipping, build, lr_tensors, put_logged
+from bpmon.torch.updates import Updates
 
 
 def _rank() -> int:
@@ -80,7 +82,7 @@ def _close_ref(ref: weakref.ref[Monitor]) -> None:
         monitor.close()
 
 
-class Monitor:
+class Monitor(Updates):
     """Watches one model; made by :func:`bpmon.torch.watch` (see there for the arguments).
 
     ``steps`` is the number of updates seen so far; ``layer_names`` the watched rows, input
@@ -136,35 +138,35 @@ class Monitor:
         self._clip = Clipping()
         self._scaler = scaler
 
-        # The file first: a path that cannot be written is refused before any hook is in place.
-        self._out, path_name = ending.open_output(path)
-        self._path = path_name
+        # The file first: a path that cannot be written is refused before any hook is in place,
+        # and a monitor this process has writing the same path is closed before it is opened.
         self._release = functools.partial(_close_ref, weakref.ref(self))
-        if path_name:
-            ending.claim_path(path_name, self._release)
+        if isinstance(path, str | os.PathLike):
+            ending.claim_path(str(path), self._release)
+        try:
+            self._out, path_name = ending.open_output(path)
+        except BpmonError:
+            ending.release_path(str(path), self._release)
+            raise
+        self._path = str(path) if path_name else ""
 
-        # "optimizer": optimiser steps are the updates; "manual": step() calls are; "backward":
-        # backward passes are; None: not known yet.
-        self._mode: Literal["optimizer", "manual", "backward"] | None = (
-            None if optimizer is None else "optimizer"
-        )
-        self._grad_norms: torch.Tensor | None = None  # this update's, on the device
-        self._pre_clip = False  # the gradients were measured before clipping this update
-        self._lrs: list[object] = []
-        self._deferred: tuple[int, bool] | None = None  # a due update waiting for an optimiser
+        self._mode = None if optimizer is None else "optimizer"
+        self._grad_norms = None
+        self._pre_clip = False
+        self._lrs = []
+        self._deferred = None
         self._logged_since_update = False
         self._handles: list[RemovableHandle] = list(self._opts.register(self))
-        self._bw_handles: list[RemovableHandle] = [
-            p.register_post_accumulate_grad_hook(self._grad_hook)  # type: ignore[no-untyped-call]
-            for row in self._layers
-            for p in (*row.weights, *row.biases)
+        self._bw = BackwardPasses(
+            [p for row in self._layers for p in (*row.weights, *row.biases)]
             if self._mode is None
-        ]
-        self._bw_queued = False
-        self._bw_pending = False
-        self._fw_handle: RemovableHandle | None = None
+            else [],
+            self.model,
+            self._backward_done,
+            self._resolve_backward,
+        )
         if scaler is not None:
-            self._wrap_scaler(scaler)
+            wrap_scaler(scaler, self._opts, self._skipped)
 
         run_name = name or (os.path.splitext(os.path.basename(path_name))[0] if path_name else "")
         record = header(
@@ -253,142 +255,6 @@ class Monitor:
         else:
             self._close("error")
 
-    # -- updates --------------------------------------------------------------------------------
-
-    def _due(self, n: int) -> bool:
-        return n == 1 or n % self.every == 0
-
-    def _set_mode(self, mode: Literal["optimizer", "manual", "backward"]) -> None:
-        if self._mode == mode:
-            return
-        if mode == "optimizer":
-            self._copies.clear()  # the pre-hooks copy from now on
-        self._mode = mode
-        if mode != "backward":
-            self._bw_pending = False
-            self._remove_backward_hooks()
-
-    def _remove_backward_hooks(self) -> None:
-        for handle in [*self._bw_handles, *([self._fw_handle] if self._fw_handle else [])]:
-            handle.remove()
-        self._bw_handles, self._fw_handle = [], None
-
-    def before_step(self, rows: Sequence[int], primary: bool, late: bool, scaled: bool) -> None:
-        """A hooked optimiser is about to step ``rows`` (from :class:`Optimisers`)."""
-        if self._closed or self._mode in ("manual", "backward"):
-            return
-        self._set_mode("optimizer")
-        if primary:
-            self._finish_deferred()
-            self._out.flush_pending()
-            if self._due(self.steps + 1):
-                if not self._pre_clip:
-                    self._grad_norms = self._rn.grads(self._scale(scaled))
-                self._lrs = self._opts.lrs()
-        # A secondary that steps after the primary belongs to the update the primary just made.
-        if self._deferred is not None if late else self._due(self.steps + 1):
-            self._copies.take(rows)
-
-    def after_step(self, rows: Sequence[int], primary: bool, skipped: bool) -> None:
-        if self._closed or self._mode in ("manual", "backward"):
-            return
-        if skipped:
-            self._copies.still(rows)
-        else:
-            self._copies.settle(rows)
-        if primary:
-            self._complete(skipped, wait=True)
-        elif self._deferred is not None and self._opts.all_stepped():
-            self._finish_deferred()
-
-    def _complete(self, skipped: bool, wait: bool = False) -> None:
-        """After update ``steps + 1``: count it, measure it when due, arm the next one."""
-        n = self.steps = self.steps + 1
-        if self._due(n):
-            self._deferred = (n, skipped)
-            if not (wait and not self._opts.all_stepped()):
-                self._finish_deferred()
-        self._pre_clip = False
-        self._clip.reset()
-        self._logged_since_update = False
-        self._arm(self._due(n + 1))
-
-    def _finish_deferred(self) -> None:
-        if self._deferred is None:
-            return
-        n, skipped = self._deferred
-        self._deferred = None
-        self._measure_update(n, skipped)
-
-    def _scale(self, scaled: bool) -> torch.Tensor | None:
-        if not scaled or self._scaler is None:
-            return None
-        return self._scaler._get_scale_async()
-
-    # -- loops without an optimiser: backward passes --------------------------------------------
-
-    def _grad_hook(self, param: torch.Tensor) -> None:
-        if self._bw_queued or self._closed or self._mode not in (None, "backward"):
-            return
-        self._bw_queued = True
-        torch.autograd.Variable._execution_engine.queue_callback(self._backward_done)
-
-    def _backward_done(self) -> None:
-        self._bw_queued = False
-        if self._closed or self._mode not in (None, "backward"):
-            return
-        self._resolve_backward()
-        self._out.flush_pending()
-        if self._due(self.steps + 1):
-            self._grad_norms = self._rn.grads(self._scale(self._scaler is not None))
-        self._bw_pending = True
-        if self._fw_handle is None:
-            self._fw_handle = self.model.register_forward_pre_hook(self._next_forward)
-
-    def _next_forward(self, module: nn.Module, args: Any) -> None:
-        if self._fw_handle is not None:
-            self._fw_handle.remove()
-            self._fw_handle = None
-        if not self._closed:
-            self._resolve_backward()
-
-    def _resolve_backward(self) -> None:
-        """The backward pass before this moment was an update when the weights have moved
-        since (deciding: read back once), or, decided, always."""
-        if not self._bw_pending:
-            return
-        self._bw_pending = False
-        if self._mode is None:
-            if not self._copies.holding or not self._copies.changed():
-                return  # gradient accumulation, or no update yet: wait for an optimiser
-            self._mode = "backward"
-        self._copies.settle(list(range(len(self._layers))))
-        self._complete(skipped=False)
-
-    # -- clipping (called by bpmon.torch.clipping) ------------------------------------------------
-
-    def clip_concerns(self, params: Sequence[torch.Tensor]) -> bool:
-        return not self._closed and self._opts.watches(params)
-
-    def before_clip(self) -> None:
-        if self._due(self.steps + 1) and not self._pre_clip:
-            self._grad_norms = self._rn.grads(self._scale(self._opts.scaled(self._scaler)))
-            self._pre_clip = True
-
-    def after_clip(self, name: str, total: object, limit: object) -> None:
-        try:
-            self._clip.limit = float(limit)  # type: ignore[arg-type]
-        except (TypeError, ValueError, OverflowError):
-            return
-        if name == "clip_grad_norm_" and isinstance(total, torch.Tensor):
-            self._clip.total = total
-            self._clip.recent.append((total, self._clip.limit))
-        elif self._due(self.steps + 1):
-            self._clip.after = self._rn.grads(None)[-1]
-            if self._grad_norms is not None:
-                factor = self._clip.after / self._grad_norms[-1].clamp_min(1e-30)
-                self._clip.recent.append(factor)
-
     # -- the line of a due update -----------------------------------------------------------------
 
     def _measure_update(self, n: int, skipped: bool) -> None:
@@ -450,13 +316,12 @@ class Monitor:
     def _close(self, state: ending.EndState) -> None:
         if self._closed:
             return
-        if self._bw_pending:
-            self._resolve_backward()
+        self._resolve_backward()
         self._finish_deferred()
         self._closed = True
         for handle in self._handles:
             handle.remove()
-        self._remove_backward_hooks()
+        self._bw.remove()
         self._acts.remove()
         self._handles = []
         clipping.deactivate(self)
@@ -467,24 +332,3 @@ class Monitor:
         if self._path:
             ending.release_path(self._path, self._release)
         self._out.finish(state)
-
-    def _wrap_scaler(self, scaler: torch.amp.GradScaler) -> None:
-        """Wrap this scaler's ``step`` (on the instance; :meth:`close` restores it): a call
-        that returns without the optimiser's pre-hook having run is a step the scaler skipped
-        for inf/NaN gradients, still an update of the user's loop."""
-        original = scaler.step
-
-        def step(optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> Any:
-            self._opts.stepping = False
-            result = original(optimizer, *args, **kwargs)
-            if not self._closed and not self._opts.stepping and self._opts.is_primary(optimizer):
-                self._out.flush_pending()
-                if self._due(self.steps + 1) and not self._pre_clip:
-                    # Skipped: scaler.step unscaled the gradients before finding the inf.
-                    self._grad_norms = self._rn.grads(None)
-                self._copies.still(self._opts.rows_of(optimizer))
-                self._complete(skipped=True)
-            self._opts.stepping = False
-            return result
-
-        setattr(scaler, "step", step)  # noqa: B010 - mypy refuses assigning to a method

@@ -6,7 +6,7 @@ update ratio from its own step. A row no hooked optimiser steps has none (NaN)."
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -142,3 +142,24 @@ class Optimisers:
         except (ImportError, AttributeError):
             return False
         return state is None or state.get("stage") is OptState.READY
+
+
+def wrap_scaler(
+    scaler: torch.amp.GradScaler,
+    opts: Optimisers,
+    on_skipped: Callable[[torch.optim.Optimizer], None],
+) -> None:
+    """Wrap this scaler's ``step`` (on the instance; the monitor's close deletes the wrapper):
+    a call that returns without the primary optimiser's pre-hook having run is a step the
+    scaler skipped for inf/NaN gradients, still an update of the user's loop."""
+    original = scaler.step
+
+    def step(optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> Any:
+        opts.stepping = False
+        result = original(optimizer, *args, **kwargs)
+        if not opts.stepping and opts.is_primary(optimizer):
+            on_skipped(optimizer)
+        opts.stepping = False
+        return result
+
+    setattr(scaler, "step", step)  # noqa: B010 - mypy refuses assigning to a method

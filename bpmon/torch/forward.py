@@ -35,8 +35,9 @@ class Activations:
         self.last: int | None = None  # the row whose forward ran last
 
     def arm(self, due_next: bool) -> None:
-        self.health = [None] * len(self.layers)
-        self.ran = [False] * len(self.layers)
+        if self.handles or due_next:  # else nothing was recorded since the last reset
+            self.health = [None] * len(self.layers)
+            self.ran = [False] * len(self.layers)
         self.last = None
         if due_next and not self.handles:
             self.handles = self._register()

@@ -60,6 +60,7 @@ class RowNorms:
         no_bias = torch.tensor([not row.biases for row in layers], dtype=torch.bool)
         self.no_bias = no_bias.to(device)
         self.rows = L
+        self._index: dict[tuple[int, ...], torch.Tensor] = {}
 
     def _per_tensor(self, tensors: Sequence[torch.Tensor | None]) -> torch.Tensor:
         present = [t for t in tensors if t is not None]
@@ -77,8 +78,9 @@ class RowNorms:
         (NaN for a row without biases, as in bpmon), and the global norm of all of them. A
         gradient that is None (the row got none this update) counts as 0. ``scale``: the
         GradScaler's scale the gradients are still multiplied by."""
-        w = self._per_tensor([p.grad for row in self.layers for p in row.weights])
-        b = self._per_tensor([p.grad for row in self.layers for p in row.biases])
+        ws = [p.grad for row in self.layers for p in row.weights]
+        both = self._per_tensor(ws + [p.grad for row in self.layers for p in row.biases])
+        w, b = both[: len(ws)], both[len(ws) :]
         w_sq, b_sq = self._sum_rows(w, self.w_row), self._sum_rows(b, self.b_row)
         total = (w_sq.sum() + b_sq.sum()).sqrt().reshape(1)
         b_norm = b_sq.sqrt().masked_fill(self.no_bias, math.nan)
@@ -89,11 +91,14 @@ class RowNorms:
 
     def combine(self, per_tensor: Sequence[torch.Tensor], rows: Sequence[int]) -> torch.Tensor:
         """Norms of whole rows from the norms of their weight tensors, in ``rows``' order."""
-        index = [k for k, i in enumerate(rows) for _ in self.layers[i].weights]
+        key = tuple(rows)
+        index = self._index.get(key)
+        if index is None:
+            flat = [k for k, i in enumerate(rows) for _ in self.layers[i].weights]
+            index = self._index[key] = torch.tensor(flat, dtype=torch.long).to(self.device)
         per = torch.stack([t.to(self.device, self.dtype) for t in per_tensor])
         sq = torch.zeros(len(rows), dtype=self.dtype, device=self.device)
-        sq.index_add_(0, torch.tensor(index, dtype=torch.long).to(self.device), per * per)
-        return sq.sqrt()
+        return sq.index_add_(0, index, per * per).sqrt()
 
 
 class Copies:
@@ -111,13 +116,17 @@ class Copies:
         todo = [i for i in rows if i not in self.holding and i not in self.deltas]
         if not todo:
             return
+        into, source = [], []
         for i in todo:
             weights = [p.detach() for p in self.rn.layers[i].weights]
             buf = self.buffers.get(i)
             if buf is None:
                 self.buffers[i] = [w.clone() for w in weights]
             else:
-                torch._foreach_copy_(buf, weights)
+                into += buf
+                source += weights
+        if into:
+            torch._foreach_copy_(into, source)  # one call for every row kept from before
         self.holding.update(todo)
 
     def changed(self) -> bool:
@@ -131,6 +140,8 @@ class Copies:
 
     def settle(self, rows: Sequence[int]) -> None:
         """The update's norm for each of ``rows`` that holds a copy."""
+        if not self.holding:
+            return
         todo = [i for i in rows if i in self.holding]
         if not todo:
             return

@@ -20,11 +20,12 @@ if TYPE_CHECKING:
 
 class Optimisers:
     def __init__(self, layers: Sequence[Layer], primary: torch.optim.Optimizer | None) -> None:
-        self._row_of = {id(p): i for i, row in enumerate(layers) for p in (*row.weights,)}
-        self._ids = {id(p) for row in layers for p in (*row.weights, *row.biases)}
-        self._rows: weakref.WeakKeyDictionary[torch.optim.Optimizer, list[int]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._row_of = {
+            id(p): i for i, row in enumerate(layers) for p in (*row.weights, *row.biases)
+        }
+        # By id, with a weak reference that tells a reused id apart: a lookup on every step
+        # without making a weak reference each time (WeakKeyDictionary.get does).
+        self._rows: dict[int, tuple[weakref.ref[torch.optim.Optimizer], list[int]]] = {}
         self._primary: weakref.ref[torch.optim.Optimizer] | None = None
         # Secondary optimisers that step after the primary in each iteration (a secondary is
         # first seen after the primary's first step, so it steps after it, unless optimizer=
@@ -60,7 +61,7 @@ class Optimisers:
                 self._known.add(opt)
                 if self._phase == "post":
                     self._late.add(id(opt))
-            mon.before_step(rows, primary, id(opt) in self._late, self.scaled(mon._scaler, opt))
+            mon.before_step(opt, rows, primary, id(opt) in self._late)
 
         def post(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
             mon = ref()
@@ -80,17 +81,12 @@ class Optimisers:
 
     def rows_of(self, opt: torch.optim.Optimizer) -> list[int]:
         """The rows whose weights ``opt`` steps; decided once per optimiser."""
-        rows = self._rows.get(opt)
-        if rows is None:
-            found = {
-                self._row_of[id(p)]
-                for g in opt.param_groups
-                for p in g["params"]
-                if id(p) in self._row_of
-            }
-            if not found and any(id(p) in self._ids for g in opt.param_groups for p in g["params"]):
-                found = set()  # only biases: the rows are the bias's, no weight to copy
-            rows = self._rows[opt] = sorted(found)
+        entry = self._rows.get(id(opt))
+        if entry is not None and entry[0]() is opt:
+            return entry[1]
+        ids = {id(p) for g in opt.param_groups for p in g["params"]}
+        rows = sorted({self._row_of[i] for i in ids if i in self._row_of})
+        self._rows[id(opt)] = (weakref.ref(opt), rows)
         return rows
 
     def is_primary(self, opt: torch.optim.Optimizer) -> bool:
@@ -101,7 +97,8 @@ class Optimisers:
         return type(opt).__name__ if opt is not None else "an optimizer"
 
     def secondaries(self) -> list[torch.optim.Optimizer]:
-        return [o for o, rows in self._rows.items() if rows and not self.is_primary(o)]
+        live = [(ref(), rows) for ref, rows in self._rows.values()]
+        return [o for o, rows in live if o is not None and rows and not self.is_primary(o)]
 
     def all_stepped(self) -> bool:
         """Whether every secondary that steps after the primary has stepped since it did."""
@@ -119,7 +116,7 @@ class Optimisers:
         return out
 
     def watches(self, params: Sequence[torch.Tensor]) -> bool:
-        return any(id(p) in self._ids for p in params)
+        return any(id(p) in self._row_of for p in params)
 
     def scaled(self, scaler: torch.amp.GradScaler | None, opt: object = None) -> bool:
         """Whether the gradients are still multiplied by the scaler's scale. ``scaler.step``

@@ -64,7 +64,9 @@ class Updates:
         if mode != "backward":
             self._bw.remove()
 
-    def before_step(self, rows: Sequence[int], primary: bool, late: bool, scaled: bool) -> None:
+    def before_step(
+        self, opt: torch.optim.Optimizer, rows: Sequence[int], primary: bool, late: bool
+    ) -> None:
         """A hooked optimiser is about to step ``rows`` (from :class:`Optimisers`)."""
         if self._closed or self._mode in ("manual", "backward"):
             return
@@ -74,6 +76,7 @@ class Updates:
             self._out.flush_pending()
             if self._due(self.steps + 1):
                 if not self._pre_clip:
+                    scaled = self._opts.scaled(self._scaler, opt)
                     self._grad_norms = self._rn.grads(self._scale(scaled))
                 self._lrs = self._opts.lrs()
         # A secondary that steps after the primary belongs to the update the primary just made.

@@ -1,9 +1,11 @@
 """Whether a followed run file's writer is still there, and how long a silence is "quiet".
 
-A writer on this host names itself in the header (``host``, ``pid``): when that process no
-longer exists and no end line came, the run has ended without one (SIGKILL, out of memory, a
-machine-level kill), which ``bpmon watch`` says instead of waiting forever. A writer on another
-host cannot be asked; its file only goes quiet.
+A writer names itself in the header (``host``, ``pid``, ``started``): when it ran on this host
+since the machine last booted (a pid means nothing across boots, and a file copied from a
+machine of the same name started before this boot) and that process no longer exists and no
+end line came, the run has ended without one (SIGKILL, out of memory), which ``bpmon watch``
+says instead of waiting forever. A writer on another host cannot be asked; its file only goes
+quiet.
 
 "Quiet" is relative to this writer's own rhythm: a real model writing every 50 updates may take
 longer than any fixed number of seconds between lines, so a silence is quiet when it lasts
@@ -12,9 +14,11 @@ longer than any fixed number of seconds between lines, so a silence is quiet whe
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import statistics
+import time
 from collections import deque
 
 QUIET_FACTOR = 3.0
@@ -32,11 +36,11 @@ class Liveness:
         self._last: float | None = None
         self._checked = -CHECK_EVERY
 
-    def writer(self, host: object, pid: object) -> None:
-        """The header's ``host`` and ``pid`` (anything else: not checkable)."""
+    def writer(self, host: object, pid: object, started: object) -> None:
+        """The header's ``host``, ``pid`` and ``started`` (anything else: not checkable)."""
         self.host = host if isinstance(host, str) else ""
         ok = isinstance(pid, int) and not isinstance(pid, bool) and pid > 0
-        self.pid = pid if ok else None  # type: ignore[assignment]
+        self.pid = pid if ok and _since_boot(started) else None  # type: ignore[assignment]
 
     def arrived(self, now: float) -> None:
         """Lines arrived at ``now`` (the reader's clock)."""
@@ -64,3 +68,19 @@ class Liveness:
         except OSError:
             return False  # it exists under another user (EPERM), or cannot be asked
         return False
+
+
+def _since_boot(started: object) -> bool:
+    """Whether the ISO time ``started`` is after this machine's last boot (where the boot time
+    cannot be known, true: the host and pid are all there is)."""
+    if not isinstance(started, str):
+        return False
+    try:
+        at = datetime.datetime.fromisoformat(started).timestamp()
+    except (ValueError, OverflowError, OSError):
+        return False
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    if boottime is None:
+        return True
+    booted = time.time() - time.clock_gettime(boottime)
+    return at >= booted - 1.0

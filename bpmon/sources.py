@@ -264,7 +264,7 @@ class RunFileSource:
 
     def _read_header(self, head: Mapping[str, Any]) -> None:
         info = self._info
-        self._liveness.writer(head.get("host"), head.get("pid"))
+        self._liveness.writer(head.get("host"), head.get("pid"), head.get("started"))
         info.name = str(head.get("name") or Path(self.path).stem)
         info.architecture = str(head.get("architecture") or "")
         info.switches = str(head.get("switches") or info.architecture)

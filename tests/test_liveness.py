@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import socket
@@ -60,16 +61,22 @@ def test_a_writer_gone_without_an_end_line_is_shown_as_ended(tmp_path: Path) -> 
 
 def test_a_live_writer_or_one_on_another_host_is_not_gone(tmp_path: Path) -> None:
     live = Liveness(QUIET_AFTER)
-    live.writer(socket.gethostname(), os.getpid())
+    now = datetime.datetime.now(datetime.UTC).isoformat()
+    live.writer(socket.gethostname(), os.getpid(), now)
     assert not live.gone(10.0)
     elsewhere = Liveness(QUIET_AFTER)
-    elsewhere.writer(socket.gethostname() + "-other", dead_pid())
+    elsewhere.writer(socket.gethostname() + "-other", dead_pid(), now)
     assert not elsewhere.gone(10.0)
     unnamed = Liveness(QUIET_AFTER)
-    unnamed.writer(socket.gethostname(), "12")  # not an integer pid: cannot be asked
+    unnamed.writer(socket.gethostname(), "12", now)  # not an integer pid: cannot be asked
     assert not unnamed.gone(10.0)
+    # A file written before this machine booted (or copied from one of the same name): its pid
+    # is some other process's, or none, and says nothing.
+    old = Liveness(QUIET_AFTER)
+    old.writer(socket.gethostname(), dead_pid(), "2001-01-01T00:00:00+00:00")
+    assert not old.gone(10.0)
     gone = Liveness(QUIET_AFTER)
-    gone.writer(socket.gethostname(), dead_pid())
+    gone.writer(socket.gethostname(), dead_pid(), now)
     assert gone.gone(10.0)
 
 

@@ -33,6 +33,7 @@ from typing import IO, Any, Literal, Protocol
 from bpmon.codec import DecodeError
 from bpmon.cursor import ReplayCursor
 from bpmon.errors import BpmonError
+from bpmon.liveness import Liveness
 from bpmon.readback import FindingsPass, Peek, RunInfo, change, decode_line, peek_line
 from bpmon.runfile import check_header, parse_line, read_header
 from bpmon.runmodel import End, Finding, LayerStats, Restart, Snapshot
@@ -72,7 +73,7 @@ _SNAPSHOT_PREFIX = re.compile(
 )
 # How often a watched folder is looked at for a newer run file.
 FOLDER_CHECK = 1.0
-# A writer that has written nothing for this long is said to be quiet.
+# A writer that has written nothing for this long (at least; see bpmon.liveness) is quiet.
 QUIET_AFTER = 5.0
 # The first frame reads this much of the file's end to find its last snapshot.
 TAIL_BYTES = 256 * 1024
@@ -214,6 +215,7 @@ class RunFileSource:
         self._last: Snapshot | None = None
         self._last_arrival = self._clock()
         self._ended: str | None = None
+        self._liveness = Liveness(QUIET_AFTER)
         self._corrupt = 0
         self._first_corrupt: int | None = None
         self._corrupt_why = ""
@@ -266,6 +268,7 @@ class RunFileSource:
     def _read_header(self, head: Mapping[str, Any]) -> None:
         header = read_header(head, self.path)
         self._info = self._header_info = RunInfo.of_header(header, Path(self.path).stem)
+        self._liveness.writer(header.host, header.pid, header.started)
 
     def _backfill(self) -> None:
         """Scan the lines between the header and the tail, on its own thread, with its own
@@ -386,6 +389,7 @@ class RunFileSource:
             self._offset += len(raw)
         if got:
             self._last_arrival = self._clock()
+            self._liveness.arrived(self._last_arrival)
         return got
 
     def _take(self, raw: bytes, offset: int) -> None:
@@ -525,6 +529,8 @@ class RunFileSource:
             return
         if self.mode == "watch" or not self._backfilled or self._ended is None:
             self._read_new()
+        if self.mode == "watch" and self._ended is None and self._liveness.gone(self._clock()):
+            self._ended = "writer gone"  # no end line will come: its process has exited
 
     def _handle_commands(self) -> None:
         with self._lock:
@@ -570,7 +576,7 @@ class RunFileSource:
                 self._corrupt,
                 self._error,
                 self._backfilled,
-                quiet if quiet >= QUIET_AFTER else 0,
+                quiet if quiet >= self._liveness.quiet_after() else 0,
                 len(self._run_order),
             )
             if key == self._published_key:
@@ -662,7 +668,7 @@ class RunFileSource:
                 parts.append(f"the run ended {self._ended}")
         elif self._ended is None:
             quiet = self._clock() - self._last_arrival
-            if quiet >= QUIET_AFTER:
+            if quiet >= self._liveness.quiet_after():
                 parts.append(f"writer quiet for {quiet:.0f} s")
         if not self._backfilled:
             parts.append("reading the earlier lines…")

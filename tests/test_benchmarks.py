@@ -35,6 +35,7 @@ FIGURES = (
     "quit_during_long_step_s",
     "bridge_every50_vs_torch",
     "bridge_every1_vs_torch",
+    "bridge_gpt_every50_vs_torch",
     "watch_first_frame_s",
     "watch_rss_mb",
     "watch_append_s",
@@ -53,6 +54,7 @@ TORCH_FIGURES = {
     "mlp_trainer_vs_torch",
     "bridge_every50_vs_torch",
     "bridge_every1_vs_torch",
+    "bridge_gpt_every50_vs_torch",
 }
 
 

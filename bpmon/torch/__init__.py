@@ -4,7 +4,7 @@
 from bpmon.torch import watch
 mon = watch(model, "runs/exp1.jsonl", every=50)   # the only required line
 ...
-mon.log(loss=loss)        # optional, any step: loss, accuracy, test_accuracy, lr, epoch
+mon.log(loss=loss)        # optional, any step: loss, accuracy, test_accuracy, lr, epoch, ...
 ```
 
 ``bpmon watch runs/exp1.jsonl`` (or ``bpmon replay``) then shows the same panels as bpmon's own
@@ -12,51 +12,39 @@ runs. This package imports without PyTorch; :func:`watch` imports it and, when i
 raises :class:`TorchMissing` (an ``ImportError`` and a :class:`~bpmon.errors.BpmonError`) with
 ``bpmon.torch needs PyTorch: pip install 'bpmon[torch]'``.
 
-Conventions (why, in the modules that implement them: :mod:`bpmon.torch.layers`,
-:mod:`bpmon.torch.monitor`):
+Conventions (why, in the modules that implement them; docs/torch-bridge.md has the whole story):
 
-- **What is watched.** Every leaf module with a trainable ``weight`` of two or more dimensions
-  (``Linear``, ``Conv1d/2d/3d``, ``ConvTranspose``, ``Embedding``, anything shaped like them),
-  in ``model.named_modules()`` order, filtered by ``include=`` / ``exclude=`` (fnmatch patterns
-  on the module names). Norm layers (BatchNorm, LayerNorm, GroupNorm, InstanceNorm, RMSNorm)
-  are never rows of their own: they belong to the weight layer before them, as batch-norm
-  belongs to its Dense layer in bpmon's engine (its row's ``grad_norm`` is of the Dense ``W``
-  alone), and an activation after the norm layer is that weight layer's activation.
-  A model wrapped in ``DistributedDataParallel``/``DataParallel`` (or ``torch.compile``) is
-  unwrapped, so names do not start with ``module.``.
-- **What is measured**, per watched layer, on each due update: the norms of the weight's and
-  the bias's gradient (the accumulated gradient the optimiser is about to apply; a gradient
-  that is None counts as 0), the weight norm after the update, the update ratio
-  ``||W_after - W_before|| / ||W_after||``, the status by :func:`bpmon.telemetry.classify` with
-  the run's :class:`~bpmon.config.Thresholds` (the last watched layer is the output layer), and,
-  where the module after the layer is an ``nn.Sigmoid``/``Tanh``/``ReLU``/``LeakyReLU``/``GELU``,
-  that activation's health with the engine's definitions (sigmoid saturated outside
-  [0.05, 0.95], tanh ``|a| > 0.95``; ReLU and leaky ReLU "dead": ``z <= 0`` for every sample of
-  the batch; GELU gets the ReLU test too, a unit that never leaves the negative side, where
-  GELU's derivative is below 0.5 and falls to 0, so read its figure as "mostly off", not
-  "dead") from the last training-mode forward before the update. ``delta_norm`` (the error
-  signal at the layer's output) is not measured: it would need a backward hook on every module
-  (it is null in the file).
-- **When.** An *update* is one optimiser step: hooks on the optimiser (``optimizer=``, or the
-  first optimiser that steps the model's parameters, found by a global step hook), or one call
-  of :meth:`Monitor.step` in a hand-written loop without an optimiser. Update ``n`` (from 1) is
-  *due* when ``n == 1`` or ``n % every == 0``. Its line carries the loss of its own iteration:
-  it is written right after the update when something was logged after the update's forward
-  pass (a loop that logs before ``step()``), else it takes the values of the :meth:`Monitor.log`
-  calls that follow the update (a loop that logs after ``step()``) and is written at the next
-  update or at :meth:`Monitor.close`. With a
-  ``torch.amp.GradScaler`` passed as ``scaler=``, a step the scaler skips (inf/NaN gradients)
-  is an update too, recorded with its non-finite gradients (status ``nonfinite``) and no change
-  of the weights. Under ``torch.distributed`` only rank 0 writes (the others get an inert
-  monitor); the gradients it reads are the reduced ones.
-- **Cost.** On an update that is not due: two Python calls of a few attribute reads, no tensor
-  operation, no host-device synchronisation (no ``.item()``, ``.cpu()``, ``float(tensor)``);
-  :meth:`Monitor.log` keeps a detached reference to a tensor and reads it only on a due update.
-  On a due update: one copy of the watched weights (held from just before the update to just
-  after it), norms computed on the tensors' device (``torch._foreach_norm``), forward hooks on
-  the watched layers and their activations during that update's forward passes only, and one
-  transfer of all the scalars (one ``tolist()`` of one stacked tensor; a loss logged after the
-  update adds one more).
+- **What is watched** (:mod:`bpmon.torch.layers`): every trainable parameter, in exactly one
+  row: weight layers (weight and bias), recurrent layers (one row per layer and direction),
+  attention's input projection, normalisation layers recognised by what they are (vector rows,
+  left out of the statuses' profile), raw Parameters by their path, a tied parameter once,
+  named by both owners, at the place of the last (the head). ``include=``/``exclude=`` are
+  fnmatch patterns on row names; the parameters of rows left out are the header's
+  ``excluded``. A model wrapped in ``DistributedDataParallel``/``DataParallel`` (or
+  ``torch.compile``) is unwrapped, so names do not start with ``module.``.
+- **What is measured** (:mod:`bpmon.torch.measure`, :mod:`bpmon.torch.clipping`), per row on
+  each due update: the gradient norms before any ``clip_grad_norm_``/``clip_grad_value_``
+  (unscaled under a GradScaler; a gradient that is None counts as 0), the weight norm after the
+  update, the update ratio ``||W_after - W_before|| / ||W_after||`` (NaN where no hooked
+  optimiser stepped the row), the status by :func:`bpmon.telemetry.classify`, and the health
+  of an ``nn.Sigmoid``/``Tanh``/``ReLU``/``LeakyReLU``/``GELU`` after the layer
+  (:mod:`bpmon.torch.forward`; a ``note`` says when its hooks did not run, as under
+  ``torch.compile``). Per update: the global pre-clip norm, the clipping's limit and factor,
+  the share of recent updates it scaled, and every param group's lr read before the step.
+  ``delta_norm`` is not measured (null).
+- **When** (:mod:`bpmon.torch.updates`): an *update* is one step of the first optimiser that
+  steps watched parameters (or ``optimizer=``); without an optimiser, one backward pass
+  (confirmed by the weights changing before the next forward), or one :meth:`Monitor.step`
+  call. Update ``n`` (from 1) is *due* when ``n == 1`` or ``n % every == 0``. Its line carries
+  the loss of its own iteration, whether the loop logs before or after its step.
+- **Cost.** On an update that is not due: a few Python calls (the optimisers' hooks, the
+  clipping wrapper keeping the returned norm tensor), no host-device synchronisation (no
+  ``.item()``, ``.cpu()``, ``float(tensor)``); :meth:`Monitor.log` keeps a detached reference
+  to a tensor and reads it only on a due update. On a due update: one copy of the watched
+  weights, norms on the tensors' device, forward hooks during that update's forward passes,
+  and one transfer of all the scalars.
+- **Ends** (:mod:`bpmon.torch.ending`): the end line on close, at exit, on SIGTERM and
+  ``sys.exit(n)``; a second ``watch()`` on one path closes the first.
 """
 
 from __future__ import annotations
@@ -109,9 +97,11 @@ def watch(
     ``every``: measure every ``every``-th update (and the first). ``optimizer``: the optimiser
     whose steps are the updates (default: the first one that steps these parameters).
     ``scaler``: the ``torch.amp.GradScaler`` in use, so that scaled gradients are divided by its
-    scale and skipped steps are recorded. ``include``/``exclude``: fnmatch patterns on module
+    scale and skipped steps are recorded. ``include``/``exclude``: fnmatch patterns on row
     names (``"encoder.*"``). ``name``: the run's name (default: the file's stem).
-    ``thresholds``: for the statuses (default :class:`~bpmon.config.Thresholds`).
+    ``thresholds``: for the statuses (default :class:`~bpmon.config.Thresholds`), validated as
+    a preset's are: each finite and in range, so "no limit" is a large finite number.
+    ``watch()`` on a path this process already watches closes the earlier monitor first.
 
     Returns the :class:`~bpmon.torch.monitor.Monitor`; close it with :meth:`close` or use it as
     a context manager (the end line is also written at interpreter exit).

@@ -69,10 +69,11 @@ def discard() -> IO[str]:
 
 
 def shards(layers: Sequence[Any]) -> Shards | None:
-    """The reduction for these watched layers (objects with ``weight`` and ``bias``), or None
+    """The reduction for these watched rows (:class:`bpmon.torch.layers.Layer`), or None
     when none of their parameters is a DTensor."""
-    weights = [layer.weight for layer in layers]
-    biases = [layer.bias for layer in layers]
+    # A row stands for its tensors: its first weight and first bias say how it is placed.
+    weights = [layer.weights[0] for layer in layers]
+    biases = [layer.biases[0] if layer.biases else None for layer in layers]
     if not has_shards([*weights, *(b for b in biases if b is not None)]):
         return None
     return Shards(weights, biases)

@@ -1,0 +1,79 @@
+"""The gradient before clipping, and the clipping itself.
+
+``torch.nn.utils.clip_grad_norm_`` scales every gradient by one factor,
+``min(1, max_norm / (total + 1e-6))``, and returns the pre-clip total norm; ``clip_grad_value_``
+clamps each entry. Either way the gradient the optimiser's step pre-hook sees is the clipped
+one. Scripts and trainers (nanoGPT, HF accelerate, Lightning) look both functions up at call
+time as ``torch.nn.utils.clip_grad_norm_`` (or ``torch.nn.utils.clip_grad.clip_grad_norm_``),
+so while a monitor is open they are wrapped here: on a due update the monitor measures the
+gradients before the call; on any other update the wrapper keeps the returned total-norm tensor
+and ``max_norm`` (no read-back), from which the share of recent updates that clipping scaled is
+computed at the next due update. The originals are put back when the last monitor closes.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.utils as nn_utils
+import torch.nn.utils.clip_grad as clip_grad
+
+if TYPE_CHECKING:
+    from bpmon.torch.monitor import Monitor
+
+_NAMES = ("clip_grad_norm_", "clip_grad_value_")
+_active: weakref.WeakSet[Monitor] = weakref.WeakSet()
+_originals: dict[str, Callable[..., Any]] = {}
+
+
+def _params(parameters: torch.Tensor | Iterable[torch.Tensor]) -> list[torch.Tensor]:
+    if isinstance(parameters, torch.Tensor):
+        return [parameters]
+    return list(parameters)
+
+
+def _wrap(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def wrapper(parameters: Any, *args: Any, **kwargs: Any) -> Any:
+        params = _params(parameters)  # a generator is read once: hand the list on
+        concerned = [m for m in list(_active) if m.clip_concerns(params)]
+        for monitor in concerned:
+            monitor.before_clip()
+        result = original(params, *args, **kwargs)
+        limit = args[0] if args else kwargs.get("max_norm", kwargs.get("clip_value"))
+        for monitor in concerned:
+            monitor.after_clip(name, result if name == "clip_grad_norm_" else None, limit)
+        return result
+
+    wrapper._bpmon_torch = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def activate(monitor: Monitor) -> None:
+    """Wrap the clipping functions (once) while ``monitor`` is open."""
+    _active.add(monitor)
+    if _originals:
+        return
+    for name in _NAMES:
+        original = getattr(clip_grad, name)
+        _originals[name] = original
+        wrapped = _wrap(name, original)
+        for module in (clip_grad, nn_utils):
+            if getattr(module, name, None) is original:
+                setattr(module, name, wrapped)
+
+
+def deactivate(monitor: Monitor) -> None:
+    """Put the originals back when no monitor is open (unless someone wrapped ours since)."""
+    _active.discard(monitor)
+    if len(_active) or not _originals:
+        return
+    for name, original in _originals.items():
+        for module in (clip_grad, nn_utils):
+            if getattr(getattr(module, name, None), "_bpmon_torch", False):
+                setattr(module, name, original)
+    _originals.clear()

@@ -1,0 +1,185 @@
+"""How a watched run's file ends: the end line whatever ends the process, and one monitor per
+path in a process.
+
+- **A traceback** (``sys.excepthook``) ends the run as ``error``, ctrl+c as ``interrupted``.
+- **``sys.exit(n)``** with a non-zero ``n`` (or a message) is an ``error``; ``sys.exit()`` and
+  ``sys.exit(0)`` are ``finished``. ``SystemExit`` never reaches ``sys.excepthook``, so the
+  code is taken from a wrapper of ``sys.exit`` (a bare ``raise SystemExit(3)`` is not seen and
+  ends as ``finished``).
+- **SIGTERM** (a job scheduler, ``kill``, a container stopping) writes the end line
+  ``interrupted`` for every open monitor, then does what the previous handler would: the
+  default handler is put back and the signal raised again, so the process still ends with
+  the signal's status; a Python handler is called; an ignored signal stays ignored (and the
+  run goes on, so nothing is written).
+- **The interpreter's exit** (``weakref.finalize``): the end line with the state above.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import warnings
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import IO, Any, Literal
+
+from bpmon.errors import BpmonError
+from bpmon.runfile import RunWriter
+
+EndState = Literal["finished", "interrupted", "error"]
+
+_uncaught: list[type[BaseException]] = []
+_exit_codes: list[object] = []
+# Open outputs, so that SIGTERM can end each one; an output leaves the set when it finishes.
+_open_outputs: weakref.WeakSet[Output] = weakref.WeakSet()
+# The monitor that writes each path in this process (a notebook cell run twice).
+_by_path: dict[str, Callable[[], None]] = {}
+
+
+class Output:
+    """The run file and the line that may be waiting for its loss. Kept apart from the monitor
+    so that the finaliser that writes the end line at exit holds no reference to the monitor
+    (which would keep it alive forever)."""
+
+    def __init__(self, stream: IO[str], name: str, owns: bool) -> None:
+        self.writer = RunWriter(stream, name)
+        self.stream = stream
+        self.owns = owns
+        self.pending: dict[str, Any] | None = None
+        self.failed = False
+        self.done = False
+        _open_outputs.add(self)
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.failed or self.done:
+            return
+        try:
+            self.writer.write(record)
+        except (OSError, ValueError) as exc:
+            # A full disk must not stop the training it watches: say so once, stop writing.
+            self.failed = True
+            warnings.warn(
+                f"bpmon: cannot write {self.writer.name}: {exc}; the run file stops here",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    def flush_pending(self) -> None:
+        if self.pending is not None:
+            record, self.pending = self.pending, None
+            self.write(record)
+
+    def finish(self, state: str) -> None:
+        if self.done:
+            return
+        self.flush_pending()
+        if not self.failed:
+            with contextlib.suppress(OSError, ValueError):
+                self.writer.end(state)
+        self.done = True
+        _open_outputs.discard(self)
+        if self.owns:
+            with contextlib.suppress(OSError):
+                self.stream.close()
+
+
+def open_output(path: str | os.PathLike[str] | IO[str]) -> tuple[Output, str]:
+    """The output for ``path`` (a file created with its folders, or an open text stream)."""
+    if isinstance(path, str | os.PathLike):
+        p = Path(path)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            stream = open(p, "w", encoding="utf-8")  # noqa: SIM115 - closed by Output.finish
+        except OSError as exc:
+            raise BpmonError(f"{p}: cannot write the run file: {exc.strerror or exc}") from None
+        return Output(stream, str(p), True), str(p)
+    return Output(path, str(getattr(path, "name", "<stream>")), False), ""
+
+
+def claim_path(path: str, close: Callable[[], None]) -> None:
+    """Record that ``close`` ends the monitor now writing ``path``, closing the one that wrote
+    it before in this process first (its end line written, its hooks removed), so that two
+    monitors never write one file."""
+    key = os.path.realpath(path)
+    earlier = _by_path.pop(key, None)
+    if earlier is not None:
+        earlier()
+    _by_path[key] = close
+
+
+def release_path(path: str, close: Callable[[], None]) -> None:
+    key = os.path.realpath(path)
+    if _by_path.get(key) is close:
+        del _by_path[key]
+
+
+def exit_state() -> EndState:
+    if _uncaught:
+        return "interrupted" if issubclass(_uncaught[-1], KeyboardInterrupt) else "error"
+    if _exit_codes and _exit_codes[-1] not in (None, 0):
+        return "error"
+    return "finished"
+
+
+def finish_at_exit(output: Output) -> None:
+    output.finish(exit_state())
+
+
+def install() -> None:
+    """The hooks above, once per process."""
+    _install_excepthook()
+    _install_exit()
+    _install_sigterm()
+
+
+def _install_excepthook() -> None:
+    previous = sys.excepthook
+    if getattr(previous, "_bpmon_torch", False):
+        return
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        _uncaught.append(exc_type)
+        previous(exc_type, exc, tb)
+
+    hook._bpmon_torch = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
+
+
+def _install_exit() -> None:
+    previous = sys.exit
+    if getattr(previous, "_bpmon_torch", False):
+        return
+
+    def exit(status: object = None, /) -> Any:
+        _exit_codes.append(status)
+        return previous(status)  # type: ignore[arg-type]
+
+    exit._bpmon_torch = True  # type: ignore[attr-defined]
+    sys.exit = exit
+
+
+def _install_sigterm() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers; the exit finaliser still writes
+    previous = signal.getsignal(signal.SIGTERM)
+    if getattr(previous, "_bpmon_torch", False) or previous == signal.SIG_IGN:
+        return
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        for output in list(_open_outputs):
+            output.finish("interrupted")
+        if callable(previous):
+            previous(signum, frame)
+            return
+        # The default action: end with the signal's status, as if no handler had been set.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    on_sigterm._bpmon_torch = True  # type: ignore[attr-defined]
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGTERM, on_sigterm)

@@ -26,7 +26,6 @@ from bpmon.torch import watch  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 STEPS, ACCUMULATE, EVERY, CLIP = 12, 2, 3, 0.5
-TORCH_BRANCH = "needs the torch bridge's rework (issue 19's sibling, branch 'torch')"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -131,14 +130,12 @@ def test_clipping_was_in_effect(runs: dict[str, Any]) -> None:
     assert sum(total > 1.1 * CLIP for total in runs["totals"]) >= 2, runs["totals"]
 
 
-@pytest.mark.xfail(strict=True, reason=f"gradients before clip_grad_norm_ {TORCH_BRANCH}")
 def test_the_norms_are_before_lightnings_clipping(runs: dict[str, Any]) -> None:
     for snap, row in zip(runs["fit"], runs["before"], strict=True):
         got = [layer["grad_norm"] for layer in snap["layers"]]
         assert got == pytest.approx(row, rel=1e-5), snap["step"]
 
 
-@pytest.mark.xfail(strict=True, reason=f"val_loss as a named metric {TORCH_BRANCH}")
 def test_the_logged_metrics_are_in_the_file(runs: dict[str, Any]) -> None:
     def metric(record: dict[str, Any], name: str) -> Any:
         metrics = record.get("metrics")

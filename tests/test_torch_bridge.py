@@ -123,7 +123,7 @@ def test_the_run_file_has_a_header_a_line_per_due_update_and_an_end(
     head = records[0]
     assert head["format"] == "bpmon-run" and head["version"] == 2 and head["source"] == "torch"
     assert head["name"] == "exp1"
-    described = ("name", "kind", "shape", "fan_in", "fan_out", "activation")
+    described = ("name", "kind", "shape", "fan_in", "fan_out", "activation", "params")
     assert [{k: x[k] for k in described} for x in head["layers"]] == [
         {"name": "0", "kind": "Linear", "shape": [5, 6], "fan_in": 6, "fan_out": 5,
          "activation": "relu", "params": 35},

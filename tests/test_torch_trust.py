@@ -311,7 +311,7 @@ def test_log_takes_numpy_and_records_the_unusable_as_null(tmp_path: Path) -> Non
     (snap,) = snapshots(tmp_path / "g.jsonl")
     assert (snap["loss"], snap["accuracy"], snap["epoch"]) == (0.5, 0.25, 2)
     assert snap["test_accuracy"] is None
-    assert snap["metrics"] == {"val_loss": 1.5, "note": None}
+    assert snap["metrics"] == [["val_loss", 1.5], ["note", None]]
 
 
 def test_watch_twice_on_one_path_closes_the_first(tmp_path: Path) -> None:

@@ -4,11 +4,15 @@
 ``min(1, max_norm / (total + 1e-6))``, and returns the pre-clip total norm; ``clip_grad_value_``
 clamps each entry. Either way the gradient the optimiser's step pre-hook sees is the clipped
 one. Scripts and trainers (nanoGPT, HF accelerate, Lightning) look both functions up at call
-time as ``torch.nn.utils.clip_grad_norm_`` (or ``torch.nn.utils.clip_grad.clip_grad_norm_``),
-so while a monitor is open they are wrapped here: on a due update the monitor measures the
-gradients before the call; on any other update the wrapper keeps the returned total-norm tensor
-and ``max_norm`` (no read-back), from which the share of recent updates that clipping scaled is
-computed at the next due update. The originals are put back when the last monitor closes.
+time as ``torch.nn.utils.clip_grad_norm_`` (or ``torch.nn.utils.clip_grad.clip_grad_norm_``);
+accelerate (and so the Hugging Face Trainer) instead calls ``torch.nn.utils.get_total_norm``
+then ``torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, total_norm)``, the two halves
+of ``clip_grad_norm_`` (which itself calls the private ``_clip_grads_with_norm_``, so the two
+wrappers never nest). While a monitor is open all three are wrapped here: on a due update the
+monitor measures the gradients before the call; on any other update the wrapper keeps the
+pre-clip total-norm tensor and ``max_norm`` (no read-back), from which the share of recent
+updates that clipping scaled is computed at the next due update. The originals are put back
+when the last monitor closes.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ import torch.nn.utils.clip_grad as clip_grad
 if TYPE_CHECKING:
     from bpmon.torch.monitor import Monitor
 
-_NAMES = ("clip_grad_norm_", "clip_grad_value_")
+_NAMES = ("clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_")
+# The pre-clip total norm: returned by clip_grad_norm_, an argument of clip_grads_with_norm_.
+_TOTAL_AT = {"clip_grad_norm_": None, "clip_grads_with_norm_": 1}
 _active: weakref.WeakSet[Monitor] = weakref.WeakSet()
 _originals: dict[str, Callable[..., Any]] = {}
 
@@ -45,8 +51,14 @@ def _wrap(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
             monitor.before_clip()
         result = original(params, *args, **kwargs)
         limit = args[0] if args else kwargs.get("max_norm", kwargs.get("clip_value"))
+        total = None
+        if name in _TOTAL_AT:
+            at = _TOTAL_AT[name]
+            total = (
+                result if at is None else (args[at] if len(args) > at else kwargs.get("total_norm"))
+            )
         for monitor in concerned:
-            monitor.after_clip(name, result if name == "clip_grad_norm_" else None, limit)
+            monitor.after_clip("clip_grad_norm_" if total is not None else name, total, limit)
         return result
 
     wrapper._bpmon_torch = True  # type: ignore[attr-defined]
@@ -59,7 +71,9 @@ def activate(monitor: Monitor) -> None:
     if _originals:
         return
     for name in _NAMES:
-        original = getattr(clip_grad, name)
+        original = getattr(clip_grad, name, None) or getattr(nn_utils, name, None)
+        if original is None:  # clip_grads_with_norm_ is newer than torch 2.2
+            continue
         _originals[name] = original
         wrapped = _wrap(name, original)
         for module in (clip_grad, nn_utils):

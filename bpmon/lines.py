@@ -138,3 +138,36 @@ def skip_line(stream: Readable, chunk: int = CHUNK) -> int:
         if newline >= 0:
             return skipped + newline + 1
         skipped += len(data)
+
+
+class Seekable(Readable, Protocol):
+    def seek(self, offset: int, whence: int = ..., /) -> int: ...
+
+
+def last_line_start(stream: Seekable, end: int, floor: int, limit: int = MAX_LINE) -> int:
+    """Where the last complete line before ``end`` starts (not before ``floor``), looking back
+    at most ``limit`` bytes past its newline; ``end`` when no complete line starts within them
+    (none, or one too long to read whole). A last line still without its newline is passed
+    over: the line before it is the last complete one."""
+    newline = _find_back(stream, end, floor, limit)
+    if newline is None:
+        return end
+    before = _find_back(stream, newline, floor, limit)
+    if before is not None:
+        return before + 1
+    return floor if newline - floor < limit else end
+
+
+def _find_back(stream: Seekable, end: int, floor: int, limit: int) -> int | None:
+    """The offset of the last newline in ``[max(floor, end - limit), end)``, or None."""
+    low = max(floor, end - limit)
+    high = end
+    while high > low:
+        start = max(low, high - CHUNK)
+        stream.seek(start)
+        data = stream.read(high - start) or b""
+        at = data.rfind(b"\n")
+        if at >= 0:
+            return start + at
+        high = start
+    return None

@@ -36,7 +36,7 @@ from bpmon.config import Thresholds
 from bpmon.diagnosis import WINDOW, Diagnosis, evaluate
 from bpmon.errors import BpmonError
 from bpmon.finding import Finding
-from bpmon.lines import MAX_LINE, LineReader, skip_line
+from bpmon.lines import MAX_LINE, LineReader, last_line_start, skip_line
 from bpmon.runfile import check_header, denum, layer_from_record, parse_line
 from bpmon.telemetry import LayerStats
 from bpmon.text import printable
@@ -268,7 +268,7 @@ class RunFileSource:
                 f"{self.path}:1: the first line is longer than {MAX_LINE:,} bytes: "
                 "not a bpmon run file"
             )
-        head = check_header(parse_line(first.data), self.path)
+        head = check_header(_parse(first.data), self.path)
         self._opening = None
         st = os.fstat(f.fileno())
         self._file = f
@@ -281,10 +281,15 @@ class RunFileSource:
         if start > self._header_end:
             f.seek(start - 1)
             start += skip_line(f) - 1  # finish the line the cut fell into
+            # A last line longer than the tail starts before the cut: take it whole.
+            start = min(start, last_line_start(f, size, self._header_end))
         self._tail_start = start
         self._offset = start
-        f.seek(start)
-        self._lines = LineReader(f, start)
+        if start == self._header_end:
+            self._lines = lines  # it holds what it read past the header: no byte read twice
+        else:
+            f.seek(start)
+            self._lines = LineReader(f, start)
         if start == self._header_end:
             self._backfilled = True
             self._line_number = 2

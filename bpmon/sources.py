@@ -257,17 +257,19 @@ class RunFileSource:
             self._opening = (f, LineReader(f))
         f, lines = self._opening
         first = lines.next()
-        if first is None:
-            # The writer has not finished its header yet: what was read is kept, and the next
-            # poll reads only what it adds.
-            if lines.pending and not lines.peek().lstrip().startswith(b"{"):
-                raise BpmonError(f"{self.path}:1: not a bpmon run file")
-            return
-        if first.data is None:
+        # Past the limit, finished or not, a line is no longer held (peek() is empty).
+        too_long = lines.pending > 0 and not lines.peek() if first is None else first.data is None
+        if too_long:
             raise BpmonError(
                 f"{self.path}:1: the first line is longer than {MAX_LINE:,} bytes: "
                 "not a bpmon run file"
             )
+        if first is None or first.data is None:
+            # The writer has not finished its header yet: what was read is kept, and the next
+            # poll reads only what it adds.
+            if lines.peek() and not lines.peek().lstrip().startswith(b"{"):
+                raise BpmonError(f"{self.path}:1: not a bpmon run file")
+            return
         head = check_header(_parse(first.data), self.path)
         self._opening = None
         st = os.fstat(f.fileno())

@@ -261,12 +261,14 @@ def test_names_from_a_file_reach_the_snapshot_as_printable_text(
     assert snap.layers[0].name == "fc\\x1b[2J\\x9b31m"
 
 
-def test_a_bad_header_is_one_error_for_every_reader(tmp_path: Path) -> None:
+@pytest.mark.parametrize("newline", ["\n", ""], ids=["whole", "still being written"])
+@pytest.mark.parametrize("mode", ["replay", "watch"])
+def test_a_header_over_the_limit_is_one_error(tmp_path: Path, mode: str, newline: str) -> None:
     path = tmp_path / "long-header.jsonl"
     with open(path, "w", encoding="utf-8") as f:
-        f.write('{"format":"bpmon-run","version":1,"pad":"' + "x" * MAX_LINE + '"}\n')
-    with pytest.raises(BpmonError, match="longer than"):
-        RunFileSource(str(path), "replay").open_now()
+        f.write('{"format":"bpmon-run","version":1,"pad":"' + "x" * MAX_LINE + '"}' + newline)
+    with pytest.raises(BpmonError, match="the first line is longer than"):
+        RunFileSource(str(path), mode).open_now()  # type: ignore[arg-type]
 
 
 # -- end lines ------------------------------------------------------------------------------------

@@ -289,13 +289,11 @@ class RunFileSource:
         self._offset = start
         if start == self._header_end:
             self._lines = lines  # it holds what it read past the header: no byte read twice
-        else:
-            f.seek(start)
-            self._lines = LineReader(f, start)
-        if start == self._header_end:
             self._backfilled = True
             self._line_number = 2
         else:
+            f.seek(start)
+            self._lines = LineReader(f, start)
             # Line numbers past the backfill are unknown until it has counted the lines.
             self._line_number = 0
             self._backfill_due = True

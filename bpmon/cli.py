@@ -14,6 +14,9 @@ Exit codes:
   written before the fault is whole (in a regular file, a line cut short by the fault is taken
   back);
 - 130: interrupted (ctrl+c);
+- 143, 129: a headless run ended by SIGTERM (what schedulers send) or SIGHUP: 128 + N. The run is
+  stopped between two steps, so the ``--record`` file ends with ``{"event": "end", "state":
+  "stopped"}``, as the monitor's does;
 - 141: stdout's reader went away (``bpmon --headless | head -1``): 128 + SIGPIPE, the status a
   shell reports for a C tool killed by SIGPIPE, so ``set -o pipefail`` scripts see the usual
   thing. Nothing is printed: the reader left on purpose.
@@ -42,6 +45,7 @@ from bpmon.launch import (
     EXIT_OK,
     EXIT_USAGE,
     OutputError,
+    Signalled,
     Stdout,
     flush_stdout,
     launch,
@@ -89,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except OutputError as exc:
         return _output_failed(exc)
+    except Signalled as exc:
+        say(f"bpmon: stopped by {exc}")
+        return 128 + exc.signum
     except KeyboardInterrupt:
         say("bpmon: interrupted")
         return EXIT_INTERRUPTED

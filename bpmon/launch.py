@@ -26,9 +26,11 @@ import json
 import math
 import os
 import shutil
+import signal
 import stat
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -49,6 +51,14 @@ EXIT_OK, EXIT_DIVERGED, EXIT_USAGE = 0, 1, 2
 EXIT_IOERR = 74  # EX_IOERR in sysexits.h
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
+
+
+class Signalled(Exception):
+    """A headless run was stopped by SIGTERM or SIGHUP (its run file already closed)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 class OutputError(Exception):
@@ -540,6 +550,7 @@ def _train_headless(
             faults.append(exc)
             raise
 
+    stop = _StopOnSignal()
     try:
         trainer = build_trainer(
             config,
@@ -549,6 +560,7 @@ def _train_headless(
             overrides=overrides_given(args),
             data=data,
         )
+        stop.install(trainer)
         for note in trainer.latest().notes:
             out.line(f"data: {note}")
         epochs = config.train.epochs
@@ -572,8 +584,42 @@ def _train_headless(
         _close_record(record, recorder, interrupted=True)
         raise
     finally:
+        stop.restore()
         _close_record(record, recorder)
+    if stop.received is not None:
+        raise Signalled(stop.received)
     return snap, (snap.step / trained if trained > 0 else 0.0)
+
+
+class _StopOnSignal:
+    """SIGTERM and SIGHUP during a headless run stop the trainer between two steps, as ``q``
+    stops the monitor's, so that the run file gets its end line. The handler only hands the
+    stop command to a new thread: the trainer's queue takes a lock that the interrupted main
+    thread may be holding, and a handler that waited for it would wait forever."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self, trainer: Trainer) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set handlers (a test calling main() on another)
+
+        def handle(signum: int, frame: object) -> None:
+            from bpmon.trainer import Command
+
+            self.received = signum
+            threading.Thread(target=trainer.send, args=(Command("stop"),), daemon=True).start()
+
+        for signum in self.SIGNALS:
+            self._previous[signum] = signal.signal(signum, handle)
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
 
 
 class _ProgressBar:

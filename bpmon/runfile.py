@@ -36,6 +36,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from bpmon.codec import DecodeError, from_record, to_record
 from bpmon.config import RunConfig, Thresholds
 from bpmon.errors import BpmonError
+from bpmon.lines import LineReader
 from bpmon.runmodel import (
     END_STATES,
     FORMAT,
@@ -219,13 +220,10 @@ def parse_line(text: bytes) -> dict[str, Any] | None:
 
 def iter_lines(stream: IO[bytes], first_number: int = 1) -> Iterator[Line]:
     """The complete lines of ``stream`` from its position; a last line without its newline is
-    not complete (its writer is still writing it) and is not returned."""
-    number = first_number
-    for raw in stream:
-        if not raw.endswith(b"\n"):
-            return
-        yield Line(number, parse_line(raw))
-        number += 1
+    not complete (its writer is still writing it) and is not returned. A line longer than
+    :data:`bpmon.lines.MAX_LINE` is a corrupt line (record None), never held in memory."""
+    for number, line in enumerate(LineReader(stream), first_number):
+        yield Line(number, None if line.data is None else parse_line(line.data))
 
 
 # -- bpmon's own runs ------------------------------------------------------------------------------

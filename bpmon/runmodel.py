@@ -33,6 +33,9 @@ State = Literal["running", "paused", "finished", "diverged", "error", "stopped"]
 STATES: tuple[State, ...] = ("running", "paused", "finished", "diverged", "error", "stopped")
 EndState = Literal["finished", "diverged", "interrupted", "stopped", "error"]
 END_STATES: tuple[EndState, ...] = ("finished", "diverged", "interrupted", "stopped", "error")
+# The prediction table's rows, the first of the training split: what a snapshot carries and a
+# reader keeps of a line, whatever the file holds (a line may hold 400,000).
+PREDICTION_ROWS = 16
 
 Severity = Literal["info", "warning", "error"]
 Status = Literal["vanishing", "healthy", "exploding", "nonfinite"]

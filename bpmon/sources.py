@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 import threading
 import time
 from array import array
@@ -33,10 +34,11 @@ from typing import IO, Any, Literal, Protocol
 from bpmon.codec import DecodeError
 from bpmon.cursor import ReplayCursor
 from bpmon.errors import BpmonError
+from bpmon.lines import MAX_LINE, LineReader, last_line_start, skip_line
 from bpmon.liveness import Liveness
 from bpmon.readback import FindingsPass, Peek, RunInfo, change, decode_line, peek_line
 from bpmon.runfile import check_header, parse_line, read_header
-from bpmon.runmodel import End, Finding, LayerStats, Restart, Snapshot
+from bpmon.runmodel import PREDICTION_ROWS, End, Finding, LayerStats, Restart, Snapshot
 from bpmon.trainer.commands import CURSOR_COMMANDS, Command, CommandKind
 
 Mode = Literal["replay", "watch"]
@@ -194,12 +196,31 @@ class RunFileSource:
         if os.path.isdir(self.path):
             raise BpmonError(f"{self.path}: is a directory; expected a run file (.jsonl)")
         self._open()
+        if self.mode == "replay":
+            self._check_replayable()
         self._publish()
+
+    def _check_replayable(self) -> None:
+        """A replay of a file with nothing to show is one line, not a wait for snapshots that
+        no writer will add (a file still being written is for ``bpmon watch``)."""
+        if self._file is None:
+            if self._opening is None or not self._opening[1].pending:
+                raise BpmonError(f"{self.path}: the file is empty: nothing to replay")
+            raise BpmonError(
+                f"{self.path}:1: the header has no newline and nothing follows it: "
+                "nothing to replay"
+            )
+        if not self._run_order and not self._backfill_due:
+            raise BpmonError(f"{self.path}: a header but no snapshot lines: nothing to replay")
 
     # -- reading -----------------------------------------------------------------------------
 
     def _reset(self) -> None:
         self._file: IO[bytes] | None = None
+        # The file and its lines while its header is still being written (watch).
+        self._opening: tuple[IO[bytes], LineReader] | None = None
+        self._lines: LineReader | None = None
+        self._second_header: int | None = None  # its line (0: not known yet)
         self._inode: tuple[int, int] | None = None
         # The run the next snapshot lines belong to: the header's, then each restart's.
         self._info = RunInfo(name=Path(self.path).stem)
@@ -232,34 +253,51 @@ class RunFileSource:
         self._pass_running = False
 
     def _open(self) -> None:
-        f = open(self.path, "rb")  # noqa: SIM115 - held open while the file is followed
-        first = f.readline()
-        if not first.endswith(b"\n"):
-            # The writer has not finished its header yet; look again at the next poll.
-            f.close()
-            if first and not first.lstrip().startswith(b"{"):
+        if self._opening is not None and _replaced(self.path, *self._opening):
+            self._opening[0].close()
+            self._opening = None
+        if self._opening is None:
+            f = _open_regular(self.path, self.mode)
+            self._opening = (f, LineReader(f))
+        f, lines = self._opening
+        first = lines.next()
+        # Past the limit, finished or not, a line is no longer held (peek() is empty).
+        too_long = lines.pending > 0 and not lines.peek() if first is None else first.data is None
+        if too_long:
+            raise BpmonError(
+                f"{self.path}:1: the first line is longer than {MAX_LINE:,} bytes: "
+                "not a bpmon run file"
+            )
+        if first is None or first.data is None:
+            # The writer has not finished its header yet: what was read is kept, and the next
+            # poll reads only what it adds.
+            if lines.peek() and not lines.peek().lstrip().startswith(b"{"):
                 raise BpmonError(f"{self.path}:1: not a bpmon run file")
             return
-        head = check_header(parse_line(first), self.path)
+        head = check_header(_parse(first.data), self.path)
+        self._opening = None
         st = os.fstat(f.fileno())
         self._file = f
         self._inode = (st.st_dev, st.st_ino)
         self._read_header(head)
-        self._header_end = f.tell()
+        self._header_end = first.size
         size = st.st_size
         # The tail: the last TAIL_BYTES, from the first line that starts inside them.
         start = max(self._header_end, size - TAIL_BYTES)
         if start > self._header_end:
             f.seek(start - 1)
-            f.readline()  # finish the line the cut fell into
-            start = f.tell()
+            start += skip_line(f) - 1  # finish the line the cut fell into
+            # A last line longer than the tail starts before the cut: take it whole.
+            start = min(start, last_line_start(f, size, self._header_end))
         self._tail_start = start
         self._offset = start
-        f.seek(start)
         if start == self._header_end:
+            self._lines = lines  # it holds what it read past the header: no byte read twice
             self._backfilled = True
             self._line_number = 2
         else:
+            f.seek(start)
+            self._lines = LineReader(f, start)
             # Line numbers past the backfill are unknown until it has counted the lines.
             self._line_number = 0
             self._backfill_due = True
@@ -277,6 +315,7 @@ class RunFileSource:
         order: list[int] = []
         corrupt = 0
         first_corrupt: int | None = None
+        second_header: int | None = None
         why = ""
         number = 2
         run_id = 0
@@ -286,17 +325,21 @@ class RunFileSource:
         # does not record its findings.
         fast_index = PENDING if self._needs_pass else RECORDED
         try:
-            with open(self.path, "rb") as f:
+            with open(self.path, "rb", buffering=0) as f:
                 f.seek(self._header_end)
-                offset = self._header_end
-                while offset < self._tail_start and not self._stop.is_set():
-                    raw = f.readline()
-                    if not raw:
+                for piece in LineReader(f, self._header_end):
+                    offset, raw = piece.offset, piece.data
+                    if offset >= self._tail_start or self._stop.is_set():
                         break
                     if number % YIELD_EVERY == 0:
                         # Let the UI thread have the interpreter: a thread that never waits
                         # would make every one of its short turns wait out a switch interval.
                         time.sleep(YIELD_FOR)
+                    if raw is None:  # longer than MAX_LINE
+                        corrupt += 1
+                        first_corrupt = first_corrupt or number
+                        number += 1
+                        continue
                     fast = _SNAPSHOT_PREFIX.match(raw) if raw.endswith(b"}\n") else None
                     if fast is not None and run_id in curves:
                         # bpmon's writers put step, loss and run_id first, in that order: the
@@ -310,10 +353,13 @@ class RunFileSource:
                                 offset,
                                 fast_index,
                             )
-                            offset += len(raw)
                             number += 1
                             continue
-                    record = parse_line(raw)
+                    record = _parse(raw)
+                    if record is not None and "format" in record:
+                        second_header = second_header or number
+                        number += 1
+                        continue
                     try:
                         line = None if record is None else peek_line(record)
                         if (
@@ -339,7 +385,6 @@ class RunFileSource:
                             order.append(run_id)
                         index = RECORDED if "findings" in record else PENDING
                         curves[run_id].add(line.step, line.loss, offset, index)
-                    offset += len(raw)
                     number += 1
         except OSError:
             return
@@ -367,6 +412,8 @@ class RunFileSource:
             self._corrupt_why = self._corrupt_why or why
             if first_corrupt is not None:
                 self._first_corrupt = min(first_corrupt, self._first_corrupt or first_corrupt)
+            if second_header is not None:
+                self._second_header = second_header
             self._line_number = number + self._lines_since_tail
             self._backfilled = True
 
@@ -374,32 +421,37 @@ class RunFileSource:
 
     def _read_new(self) -> bool:
         """Read the complete lines the writer has added; True when there were any."""
-        f = self._file
-        if f is None:
+        lines = self._lines
+        if lines is None:
             return False
-        f.seek(self._offset)
         got = False
-        while True:
-            raw = f.readline()
-            if not raw.endswith(b"\n"):
-                break  # nothing more, or a line still being written: wait for its newline
+        # None: nothing more, or a line still being written, whose bytes so far the reader
+        # keeps while it waits for the newline.
+        while (line := lines.next()) is not None:
             got = True
             with self._lock:
-                self._take(raw, self._offset)
-            self._offset += len(raw)
+                self._take(line.data, line.offset)
+            self._offset = lines.offset
         if got:
             self._last_arrival = self._clock()
             self._liveness.arrived(self._last_arrival)
         return got
 
-    def _take(self, raw: bytes, offset: int) -> None:
+    def _take(self, raw: bytes | None, offset: int) -> None:
+        """One complete line at ``offset``; ``raw`` is None for a line longer than
+        :data:`~bpmon.lines.MAX_LINE` (a corrupt line, whose bytes were never held)."""
         number = self._line_number
         self._lines_since_tail += 1
         if self._line_number:
             self._line_number += 1
-        record = parse_line(raw)
+        record = None if raw is None else _parse(raw)
         if record is None:
             self._count_corrupt(number, "")
+            return
+        if "format" in record:
+            # Two run files joined (`cat a.jsonl b.jsonl`): a header is not a snapshot.
+            if self._second_header is None:
+                self._second_header = number
             return
         self._take_record(record, offset, number)
 
@@ -457,7 +509,7 @@ class RunFileSource:
                         if curve.findings[i] != PENDING:
                             continue
                         f.seek(curve.offsets[i])
-                        record = parse_line(f.readline())
+                        record = _parse(f.readline())
                         curve.findings[i] = 0 if record is None else findings.add_record(record)
                         done += 1
                         if done % YIELD_EVERY == 0:
@@ -514,6 +566,8 @@ class RunFileSource:
             self._stop.wait(POLL_INTERVAL)
         if self._file is not None:
             self._file.close()
+        if self._opening is not None:
+            self._opening[0].close()
 
     def _poll(self) -> None:
         if self._file is None:
@@ -628,7 +682,7 @@ class RunFileSource:
         try:
             with open(self.path, "rb") as f:
                 f.seek(offset)
-                record = parse_line(f.readline())
+                record = _parse(f.readline())
             line = None if record is None else decode_line(record)
             why = "" if isinstance(line, Snapshot) else "not a snapshot line"
         except OSError:
@@ -679,12 +733,16 @@ class RunFileSource:
     def _message(self) -> str:
         if self._error:
             return self._error
+        parts = []
         if self._corrupt:
             where = f" (line {self._first_corrupt})" if self._first_corrupt else ""
             noun = "line" if self._corrupt == 1 else "lines"
             why = f": {self._corrupt_why}" if self._corrupt_why else ""
-            return f"{self._corrupt} corrupt {noun} skipped{where}{why}"
-        return ""
+            parts.append(f"{self._corrupt} corrupt {noun} skipped{where}{why}")
+        if self._second_header is not None:
+            where = f"line {self._second_header}: " if self._second_header else ""
+            parts.append(f"{where}a second run's header (two files joined?)")
+        return " · ".join(parts)
 
     def _waiting_snapshot(self) -> Snapshot:
         if self.folder is not None and self.path == self.folder:
@@ -700,6 +758,54 @@ class RunFileSource:
             mode=self._mode_word(),
             detail=detail,
         )
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a pipe or FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _open_regular(path: str, mode: Mode) -> IO[bytes]:
+    """``path`` opened for reading, unbuffered (:class:`LineReader` does the buffering), or one
+    clear :class:`BpmonError` for a file that is not a regular file. Streams (``<(cat
+    run.jsonl)``, a FIFO, ``/dev/zero``) are refused rather than read: a replay's cursor reads
+    snapshot lines again by their offset (only numbers are kept per line), which a stream
+    cannot give back, and copying one to disk first would let ``/dev/zero`` fill it. The check
+    is a ``stat``, which, unlike opening a FIFO, never blocks."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
+        raise BpmonError(
+            f"{path}: {kind}, not a run file on disk; bpmon {mode} reads a regular file "
+            "(it goes back to earlier lines): save the stream first (... > run.jsonl)"
+        )
+    return open(path, "rb", buffering=0)
+
+
+def _replaced(path: str, f: IO[bytes], lines: LineReader) -> bool:
+    """A file whose header was still being written has been replaced or truncated since."""
+    try:
+        st = os.stat(path)
+        held = os.fstat(f.fileno())
+    except OSError:
+        return True
+    return (st.st_dev, st.st_ino) != (held.st_dev, held.st_ino) or st.st_size < lines.offset
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    """A line's object, its predictions cut to the rows the live monitor shows
+    (:data:`~bpmon.runmodel.PREDICTION_ROWS`) before the codec decodes them: a file may hold
+    400,000, and decoding them, then building the table's rows on the UI thread, would hang it.
+    (Strings are made printable by the codec as it decodes them.)"""
+    record = parse_line(raw)
+    if record is not None:
+        rows = record.get("predictions")
+        if isinstance(rows, list) and len(rows) > PREDICTION_ROWS:
+            record["predictions"] = rows[:PREDICTION_ROWS]
+    return record
 
 
 def newest_run_file(folder: str) -> str | None:

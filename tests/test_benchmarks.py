@@ -39,6 +39,7 @@ FIGURES = (
     "watch_first_frame_s",
     "watch_rss_mb",
     "watch_append_s",
+    "watch_waiting_cpu_pct",
     "csv_load_s",
     "csv_load_peak_mb",
     "csv_first_frame_s",

@@ -330,10 +330,12 @@ def test_each_separator_is_detected(tmp_path: Path, sep: str) -> None:
 
 
 def test_semicolon_file_with_decimal_commas(tmp_path: Path) -> None:
-    # Excel's European CSV: semicolons, and commas inside the numbers (read as text).
+    # Excel's European CSV: semicolons, and commas inside the numbers (read as numbers; more
+    # cases in test_csv_numbers.py).
     path = write(tmp_path, "a;y\n1,5;x\n2,5;z\n")
     info = inspect_csv(cfg(path))
-    assert info.separator == ";" and info.feature_names == ("a=1,5", "a=2,5")
+    assert info.separator == ";" and info.feature_names == ("a",)
+    assert "decimal commas read as numbers in 'a' ('1,5' = 1.5)" in info.notes
 
 
 @pytest.mark.parametrize("token", TOKENS)

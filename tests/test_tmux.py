@@ -8,6 +8,7 @@ happens.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -147,3 +148,61 @@ def test_replay_in_tmux_at_80x24(replay_pane: Pane) -> None:
 
     pane.keys("q")
     pane.wait_for(lambda s: "BPMON-EXITED-0" in s, "exit status 0 after q", timeout=5.0)
+
+
+def test_palette_keys_never_end_the_monitor(pane: Pane) -> None:
+    """ctrl+p, a letter and PageUp in quick succession ended the monitor with Textual's
+    ``KeyError: 0`` (status 1). And ctrl+q, which Textual's App binds to quit, does not quit."""
+    pane.wait_for(lambda s: "RUNNING" in s and "q quit" in s, "the app")
+    pane.keys("C-p", "a", "PPage", "PPage", "NPage", "PPage")
+    pane.wait_for(lambda s: "Activation: " in s, "the palette's entries for a")
+    pane.keys("c", "NPage", "PPage", "BSpace", "PPage", "Down")
+    pane.wait_for(lambda s: "Activation: " in s, "the entries after paging")
+    pane.keys("Escape")
+    pane.wait_for(lambda s: "Activation: " not in s and "q quit" in s, "the monitor after Escape")
+    pane.keys("C-q")
+    pane.wait_for(lambda s: "q quits (ctrl+c too)" in s, "why ctrl+q does not quit")
+    assert "BPMON-EXITED" not in pane.screen()
+    pane.keys("q")
+    pane.wait_for(lambda s: "BPMON-EXITED-0" in s, "exit status 0 after q", timeout=5.0)
+
+
+TITLE = "\x1b]2;PWNED-TITLE\x07"
+CLEAR = "\x1b[2J"
+
+
+def hostile_run_file(folder: Path) -> Path:
+    """The committed run with a run name and layer names that carry an OSC title sequence and
+    a CSI clear-screen."""
+    lines = (ROOT / "tests" / "data" / "run-v1.jsonl").read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    records[0]["name"] = f"evil{TITLE}{CLEAR}"
+    for record in records:
+        for i, layer in enumerate(record.get("layers") or []):
+            # Short enough to show whole in the gradient panel's name column.
+            layer["name"] = f"L{i}{CLEAR}" if i % 2 else f"\x1b]2;L{i}\x07"
+    path = folder / "hostile.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("term", TERMS)
+def test_names_from_a_run_file_never_reach_the_terminal_as_controls(
+    tmp_path: Path, term: str
+) -> None:
+    with session(term, "replay", str(hostile_run_file(tmp_path))) as pane:
+        before = tmux("display", "-p", "-t", pane.name, "#{pane_title}")
+        screen = pane.wait_for(
+            lambda s: "snapshot 11/11" in s and "q quit" in s, "the replay with its footer"
+        )
+        # The names show as text (escaped), and the panels around them are all there.
+        assert "evil\\x1b]2;PWNED-TITLE\\x07" in screen
+        assert "L1\\x1b[2J" in screen and "\\x1b]2;L2\\x07" in screen
+        assert "gradients" in screen and "loss" in screen and "predictions" in screen
+        lines = screen.splitlines()
+        assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
+        pane.keys("Home")
+        pane.wait_for(lambda s: "snapshot 1/11" in s and "L3\\x1b[2J" in s, "the first snapshot")
+        assert tmux("display", "-p", "-t", pane.name, "#{pane_title}") == before
+        pane.keys("q")
+        pane.wait_for(lambda s: "BPMON-EXITED-0" in s, "exit status 0 after q", timeout=5.0)

@@ -56,7 +56,8 @@ from bpmon.sources import RunFileSource, Source
 from bpmon.trainer import Snapshot, Trainer
 from bpmon.tui.app import BpmonApp
 
-QUIT_KEYS = {"q", "ctrl+c", "ctrl+q"}
+# ctrl+q is not among them: Textual quits on it, bpmon says that q quits.
+QUIT_KEYS = {"q", "ctrl+c"}
 BOUND = sorted(
     {key for binding in Binding.make_bindings(BpmonApp.BINDINGS) for key in binding.key.split(",")}
     - QUIT_KEYS

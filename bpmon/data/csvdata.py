@@ -30,7 +30,14 @@ These are the conventions (the tests check each one):
   with a note (an error when ``features`` names it); a label column with no values is an error.
 * **Numbers.** A cell is a number when Python's ``float`` reads it (``1``, ``-2.5e-3``,
   ``.5``). A number that is not finite (``inf``, ``1e999``) in a numeric column is an error
-  naming the cell.
+  naming the cell. Two local ways of writing numbers are read too, each named in a note with
+  its columns: a **decimal comma** in a semicolon- or tab-separated file (``1,5`` is 1.5; and
+  ``1.234,5`` with dots between thousands), and **thousands separators** (``"9,417.15"``,
+  quoted in a comma-separated file; ``1,234,567``; in a comma-separated file ``"1,234"`` is
+  1234, in the others 1.234). A column of such numbers is numeric, never one-hot encoded.
+* **Text.** Column names and text cells (class labels, categories) are shown through
+  :func:`bpmon.text.printable`: a control character in a cell is data, never a command to the
+  terminal.
 * **Text columns.** A column with a cell that is neither a number nor missing holds text. As a
   feature it is one-hot encoded into one 0/1 column per distinct value, in place, named
   ``column=value`` (a note counts them); a number in such a column is named by its value, so
@@ -65,6 +72,7 @@ import csv
 import io
 import math
 import os
+import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -78,6 +86,7 @@ from bpmon.config import MAX_CLASSES, DataConfig
 from bpmon.data.fastcsv import parse_block
 from bpmon.errors import BpmonError
 from bpmon.memory import ensure_fits, format_bytes
+from bpmon.text import printable
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -216,6 +225,9 @@ class _Reader:
         self.path = path
         self.f = f
         self.notes: list[str] = []
+        # Per kind of local number (see _local_number): the columns that hold one, and the
+        # first cell seen, for the note.
+        self.local: dict[str, dict[int, str]] = {}
 
     # -- the first rows: separator, header, columns --------------------------------------------
 
@@ -330,13 +342,13 @@ class _Reader:
             return self.cfg.header
         cells = [cell.strip() for cell in row]
         numbers = [c for c in cells if c.lower() not in MISSING_TOKENS]
-        return not numbers or not all(_is_number(c) for c in numbers)
+        return not numbers or not all(_is_number(c) or _local_number(c, self.sep) for c in numbers)
 
     def _header_names(self, line: int, row: list[str]) -> tuple[str, ...]:
         names = []
         unnamed = []
         for j, cell in enumerate(row):
-            name = cell.strip()
+            name = printable(cell.strip())
             if len(name) >= 2 and name[0] == name[-1] == "'":
                 name = name[1:-1].strip()
             if not name:
@@ -504,7 +516,9 @@ class _Reader:
         self._room(r, lines[0])
         self.lines[start : start + r] = lines
         for j in self.used:
-            values, texts = _convert([row[j] for row in rows])
+            values, texts, local = _convert([row[j] for row in rows], self.sep)
+            for kind, example in local.items():
+                self.local.setdefault(kind, {}).setdefault(j, example)
             self.M[start : start + r, j] = values
             if not self.has_nan:
                 self.has_nan = bool(np.isnan(values).any())
@@ -559,6 +573,13 @@ class _Reader:
             keep = ~bad_rows
         rows = n - dropped
 
+        for kind, columns in self.local.items():
+            used = {j: cell for j, cell in columns.items() if j in self.used}
+            if used:
+                named = ", ".join(repr(self.names[j]) for j in sorted(used))
+                example = used[min(used)]
+                value = _number_name((_local_number(example, self.sep) or (math.nan, ""))[0])
+                self.notes.append(f"{kind} read as numbers in {named} ({example!r} = {value})")
         task, classes, labels, targets = self._label(M, keep, rows)
         X, names = self._features(M, keep, rows)
         info = CsvInfo(
@@ -776,8 +797,35 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _convert(cells: list[str]) -> tuple[FloatArray, list[tuple[int, str]]]:
-    """A column's cells as floats (NaN for missing and text cells) and its text cells."""
+# Numbers as people write them in other locales (see the module doc): a decimal comma, with
+# optional dots between thousands, and commas between thousands before an optional point.
+_DECIMAL_COMMA = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d*),\d+")
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+DECIMAL_COMMA, THOUSANDS = "decimal commas", "thousands separators"
+
+
+def _local_number(text: str, sep: str) -> tuple[float, str] | None:
+    """``text`` as a number written with a decimal comma or thousands separators, and which of
+    the two (:data:`DECIMAL_COMMA`, :data:`THOUSANDS`); None when it is neither.
+
+    A comma in a comma-separated file was quoted, and there it is a thousands separator only
+    (``"9,417.15"``, ``"1,234"``); in a semicolon or tab file a single comma is the decimal
+    mark (``1,5``, ``1.234,5``), and only several commas or a point after them mean thousands.
+    """
+    if "," not in text:
+        return None
+    if _THOUSANDS.fullmatch(text) and (sep == "," or "." in text or text.count(",") > 1):
+        return float(text.replace(",", "")), THOUSANDS
+    if sep != "," and _DECIMAL_COMMA.fullmatch(text):
+        return float(text.replace(".", "").replace(",", ".")), DECIMAL_COMMA
+    return None
+
+
+def _convert(
+    cells: list[str], sep: str = ","
+) -> tuple[FloatArray, list[tuple[int, str]], dict[str, str]]:
+    """A column's cells as floats (NaN for missing and text cells), its text cells, and for
+    each kind of local number (:func:`_local_number`) read in it, the first such cell."""
     try:
         values = np.array([float(cell) for cell in cells], dtype=np.float64)
     except ValueError:
@@ -787,12 +835,13 @@ def _convert(cells: list[str]) -> tuple[FloatArray, list[tuple[int, str]]]:
         # refused later if the column turns out numeric).
         infinite = np.isinf(values)
         if not infinite.any():
-            return values, []
-        texts = [(int(i), cells[i].strip()) for i in np.flatnonzero(infinite)]
+            return values, [], {}
+        texts = [(int(i), printable(cells[i].strip())) for i in np.flatnonzero(infinite)]
         values[infinite] = np.nan
-        return values, texts
+        return values, texts, {}
     values = np.empty(len(cells), dtype=np.float64)
     texts = []
+    local: dict[str, str] = {}
     for i, cell in enumerate(cells):
         text = cell.strip()
         if text.lower() in MISSING_TOKENS:
@@ -801,15 +850,20 @@ def _convert(cells: list[str]) -> tuple[FloatArray, list[tuple[int, str]]]:
         try:
             value = float(text)
         except ValueError:
+            number = _local_number(text, sep)
+            if number is not None and math.isfinite(number[0]):
+                values[i] = number[0]
+                local.setdefault(number[1], text)
+                continue
             values[i] = np.nan
-            texts.append((i, text))
+            texts.append((i, printable(text)))
             continue
         if math.isinf(value):
             values[i] = np.nan
             texts.append((i, text))
         else:
             values[i] = value
-    return values, texts
+    return values, texts, local
 
 
 def _number_name(value: float) -> str:

@@ -12,16 +12,24 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bpmon.runmodel import HISTORY_POINTS, STATES, LossHistory, Prediction, Snapshot, State
+    from bpmon.runmodel import (
+        HISTORY_POINTS,
+        PREDICTION_ROWS,
+        STATES,
+        LossHistory,
+        Prediction,
+        Snapshot,
+        State,
+    )
     from bpmon.trainer.commands import Command, CommandKind
     from bpmon.trainer.loop import Trainer
-    from bpmon.trainer.run import EVAL_ROWS, PREDICTION_ROWS, Run
+    from bpmon.trainer.run import EVAL_ROWS, Run
     from bpmon.trainer.snapshot import accuracy
 
 _WHERE = {
     "EVAL_ROWS": "bpmon.trainer.run",
     "HISTORY_POINTS": "bpmon.runmodel",
-    "PREDICTION_ROWS": "bpmon.trainer.run",
+    "PREDICTION_ROWS": "bpmon.runmodel",
     "STATES": "bpmon.runmodel",
     "Command": "bpmon.trainer.commands",
     "CommandKind": "bpmon.trainer.commands",

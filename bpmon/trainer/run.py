@@ -23,7 +23,7 @@ from bpmon.engine.network import Network
 from bpmon.engine.optimizers import Optimizer, make_optimizer
 from bpmon.errors import BpmonError
 from bpmon.memory import ensure_fits
-from bpmon.runmodel import LossHistory
+from bpmon.runmodel import PREDICTION_ROWS, LossHistory
 from bpmon.telemetry import LayerStats, collect, first_nonfinite_layer
 
 # A snapshot's accuracy (or R²) is measured on at most this many rows of each split while a run
@@ -33,8 +33,6 @@ from bpmon.telemetry import LayerStats, collect, first_nonfinite_layer
 # stopped) is measured on every row. The sample always starts with the rows the prediction
 # table shows.
 EVAL_ROWS = 8192
-# The prediction table's rows: the first of the training split.
-PREDICTION_ROWS = 16
 # A finite loss this many times its first value is a divergence too: --lr 1e200 drove a loss to
 # 4e200 without ever producing inf, and "finished" was a wrong result. The factor is far above
 # what a run that still ends somewhere goes through: the dying-relu preset's worst spike (a

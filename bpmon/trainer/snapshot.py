@@ -18,9 +18,9 @@ import numpy as np
 
 from bpmon.config import RunConfig
 from bpmon.engine.activations import Array
-from bpmon.runmodel import Boundary, Prediction, Snapshot
+from bpmon.runmodel import PREDICTION_ROWS, Boundary, Prediction, Snapshot
 from bpmon.telemetry import collect
-from bpmon.trainer.run import PREDICTION_ROWS, Run
+from bpmon.trainer.run import Run
 from bpmon.trainer.states import State
 
 __all__ = ["ENDED", "LoopFacts", "Prediction", "Snapshot", "accuracy", "snapshot_of"]

@@ -257,6 +257,8 @@ class BpmonApp(App[None]):
         _key("question_mark", "help", "help", "This help"),
         _key("q", "quit", "quit", "Quit (stops the training thread)"),
         _key("ctrl+c", "quit", "quit", "Quit", show=False),
+        # Textual's App quits on ctrl+q; here q and ctrl+c quit, as the README and help say.
+        _key("ctrl+q", "quit_keys"),
     ]
 
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
@@ -404,6 +406,9 @@ class BpmonApp(App[None]):
             return False
         self.source.send(Command(kind, float(amount), **details))  # type: ignore[arg-type]
         return True
+
+    def action_quit_keys(self) -> None:
+        self.notify("q quits (ctrl+c too).", severity="information")
 
     def action_not_applicable(self) -> None:
         self._tell_not_applicable()

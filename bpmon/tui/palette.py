@@ -25,6 +25,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from bpmon.config import HIDDEN_ACTIVATIONS, INITS, OPTIMIZERS
 from bpmon.errors import BpmonError
 from bpmon.presets import available, load_file
+from bpmon.text import printable
 from bpmon.trainer.commands import BATCH_SIZES, PACES, PLAYGROUND_DATASETS, format_pace
 
 if TYPE_CHECKING:
@@ -126,8 +127,9 @@ def _preset_entries(app: BpmonApp) -> list[Entry]:
             continue  # a broken preset file is for `bpmon --preset` to report, not the palette
         found.append(
             Entry(
-                f"Preset: {preset.name}",
-                preset.description,
+                # A preset file may come from elsewhere: its text is shown, never sent.
+                f"Preset: {printable(preset.name)}",
+                printable(preset.description),
                 partial(app.choose_preset, preset.name, preset.config),
             )
         )

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from textual import events
 from textual.app import App
-from textual.command import CommandPalette
+from textual.command import CommandList, CommandPalette
 from textual.screen import Screen
 
 
@@ -51,3 +51,12 @@ class MonitorScreen(TerminalSized, Screen[None]):
 
 class Palette(TerminalSized, CommandPalette):
     """Textual's command palette (ctrl+p), as a terminal-sized screen."""
+
+    def _action_command_list(self, action: str) -> None:
+        # Textual (8.2) pages by the list's line map, which it fills only once the list has
+        # room on screen: pageup/pagedown with options but no room yet (a search's new options
+        # not laid out, or a terminal a few lines high) raised KeyError and ended the monitor
+        # with status 1. With no room there is no page to move by: the key does nothing.
+        if action.startswith("page_") and not self.query_one(CommandList).scrollable_content_region:
+            return
+        super()._action_command_list(action)

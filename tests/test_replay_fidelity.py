@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bpmon.launch import live_trainer
 from bpmon.presets import load_preset
 from bpmon.readback import FindingsPass, decode_line
 from bpmon.runfile import Recorder, RunWriter
@@ -130,7 +131,7 @@ def test_replay_shows_the_findings_live_showed_snapshot_by_snapshot(
 ) -> None:
     path = tmp_path / "xor.jsonl"
     config = load_preset("xor").config
-    live = record(path, Trainer(config, "xor", interval=0.0), 700, [])
+    live = record(path, live_trainer(config, "xor", interval=0.0), 700, [])
     assert any(s.findings for s in live), "the xor preset raises findings live"
     expected = findings_at(live)
     at = picks(expected)
@@ -142,7 +143,7 @@ def test_a_file_without_findings_is_diagnosed_once_in_file_order(
     tmp_path: Path, sources: Any
 ) -> None:
     path = tmp_path / "xor.jsonl"
-    live = record(path, Trainer(load_preset("xor").config, "xor", interval=0.0), 700, [])
+    live = record(path, live_trainer(load_preset("xor").config, "xor", interval=0.0), 700, [])
     # As a version 1 file or another writer's: no findings on the lines.
     stripped = tmp_path / "v1.jsonl"
     lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
@@ -169,7 +170,7 @@ def test_a_file_without_findings_is_diagnosed_once_in_file_order(
 
 def test_every_run_of_a_session_with_restarts_is_replayable(tmp_path: Path, sources: Any) -> None:
     path = tmp_path / "rs.jsonl"
-    trainer = Trainer(load_preset("relu-bn").config, "relu-bn", interval=0.0)
+    trainer = live_trainer(load_preset("relu-bn").config, "relu-bn", interval=0.0)
     live = record(path, trainer, 30, [Command("activation", 1), Command("depth", 1)])
     runs = sorted({s.run_id for s in live})
     assert len(runs) == 3
@@ -235,7 +236,7 @@ def test_the_cursor_keys_reach_every_run_and_name_the_boundary(tmp_path: Path) -
     from bpmon.tui.app import BpmonApp
 
     path = tmp_path / "rs.jsonl"
-    trainer = Trainer(load_preset("relu-bn").config, "relu-bn", interval=0.0)
+    trainer = live_trainer(load_preset("relu-bn").config, "relu-bn", interval=0.0)
     live = record(path, trainer, 20, [Command("activation", 1), Command("depth", 1)])
     total = len(live)
     in_first = sum(1 for s in live if s.run_id == live[0].run_id)

@@ -68,9 +68,12 @@ def denum(x: Any) -> float:
 
 
 def layer_record(layer: LayerStats) -> dict[str, Any]:
-    """One layer of a snapshot line: every :class:`LayerStats` field, NaN as null."""
+    """One layer of a snapshot line: every :class:`LayerStats` field, NaN as null, but its
+    ``kind``, which the header's layer descriptions say once."""
     return {
-        k: (num(v) if isinstance(v, float) else v) for k, v in dataclasses.asdict(layer).items()
+        k: (num(v) if isinstance(v, float) else v)
+        for k, v in dataclasses.asdict(layer).items()
+        if k != "kind"
     }
 
 

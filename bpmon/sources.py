@@ -129,6 +129,8 @@ class _Info:
     epochs: int | None = None
     classes: tuple[str, ...] = ()
     thresholds: Thresholds = field(default_factory=Thresholds)
+    # Each layer's kind by name ("Linear"), from the header's layer descriptions.
+    kinds: dict[str, str] = field(default_factory=dict)
 
 
 class RunFileSource:
@@ -225,6 +227,7 @@ class RunFileSource:
         self._folder_checked = 0.0
         self._backfill_due = False
         self._diagnosis = Diagnosis()
+        self._parsed: dict[int, tuple[int, tuple[LayerStats, ...]]] = {}
 
     def _open(self) -> None:
         f = open(self.path, "rb")  # noqa: SIM115 - held open while the file is followed
@@ -275,6 +278,13 @@ class RunFileSource:
                 info.thresholds = Thresholds(
                     **{k: float(v) for k, v in th.items() if k in Thresholds.__dataclass_fields__}
                 )
+        described = head.get("layers")
+        if isinstance(described, list):
+            info.kinds = {
+                str(x["name"]): str(x["kind"])
+                for x in described
+                if isinstance(x, dict) and isinstance(x.get("kind"), str) and "name" in x
+            }
         if not info.architecture:
             layers = head.get("layers")
             if isinstance(layers, list) and layers:
@@ -590,8 +600,8 @@ class RunFileSource:
             loss_values=losses,
             previous_loss_steps=previous[0],
             previous_loss_values=previous[1],
-            layers=_layers(record),
-            initial_layers=curve.first_layers,
+            layers=self._kinded(_layers(record)),
+            initial_layers=self._kinded(curve.first_layers),
             accuracy=_optional(record.get("accuracy")),
             test_accuracy=_optional(record.get("test_accuracy")),
             predictions=_predictions(record.get("predictions")),
@@ -607,6 +617,44 @@ class RunFileSource:
             detail=self._detail(curve, upto),
             marker_step=curve.steps[upto - 1] if upto else None,
         )
+
+    def _kinded(self, layers: tuple[LayerStats, ...]) -> tuple[LayerStats, ...]:
+        kinds = self._info.kinds
+        if not kinds:
+            return layers
+        return tuple(replace(x, kind=kinds.get(x.name, x.kind)) for x in layers)
+
+    def layer_history(self, limit: int) -> list[tuple[int, tuple[LayerStats, ...]]]:
+        """The current run's layers at up to ``limit`` of its snapshots, evenly spread, up to
+        the replay's cursor (to the last one read, when following), the cursor's own last:
+        what the monitor's gradient-flow map shows. Lines once parsed are kept (as layers)."""
+        with self._lock:
+            current = self._current_curve()
+            if current is None or limit <= 0:
+                return []
+            _, curve = current
+            end = len(curve.offsets)
+            if self.mode == "replay" and self._cursor is not None and self._backfilled:
+                end = self._cursor + 1
+            # A stride that changes only when the run doubles: most picks stay parsed.
+            stride = 1
+            while end > stride * limit:
+                stride *= 2
+            picks = [*range(0, end - 1, stride), end - 1] if end else []
+            offsets = [curve.offsets[i] for i in picks]
+        out = []
+        for offset in offsets:
+            item = self._parsed.get(offset)
+            if item is None:
+                record = self._record_at(offset)
+                if record is None:
+                    continue
+                item = (_int(record.get("step"), 0), self._kinded(_layers(record)))
+                if len(self._parsed) > 4096:
+                    self._parsed.clear()
+                self._parsed[offset] = item
+            out.append(item)
+        return out
 
     def _record_at(self, offset: int) -> dict[str, Any] | None:
         try:

@@ -36,7 +36,9 @@ STATUSES: tuple[Status, ...] = ("vanishing", "healthy", "exploding", "nonfinite"
 class LayerStats:
     """One Dense layer at one snapshot. ``health_label`` says what ``health`` counts
     ("saturated" or "dead"; empty for the output layer, which has no hidden activation).
-    ``activation`` names the hidden activation after the layer (None for the output layer)."""
+    ``activation`` names the hidden activation after the layer (None for the output layer).
+    ``kind`` is the layer's type where a run file's header says it (``"Linear"``; empty when
+    unknown): the panels name a numbered row ``164 (Linear)``."""
 
     name: str
     fan_in: int
@@ -50,6 +52,7 @@ class LayerStats:
     health_label: str
     status: Status
     activation: str | None = None
+    kind: str = ""
 
 
 def _norm(a: Array | None) -> float:

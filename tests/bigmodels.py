@@ -127,6 +127,8 @@ def write_gpt_run(path: Path, pattern: str = "healthy", snapshots: int = 120) ->
         loss = 4.0 / math.sqrt(1 + i / 10)
         if pattern == "spike" and i == snapshots * 2 // 3 + 1:
             loss *= 2.5
+        if pattern == "explosion" and i > snapshots // 2:
+            loss *= 10 ** (3 * (i - snapshots // 2) / snapshots)
         lines.append(snapshot_line(layers, step, loss))
     path.write_text("".join(lines))
     return path

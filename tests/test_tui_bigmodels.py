@@ -88,16 +88,17 @@ def test_numbered_sequential_rows_read_with_their_kind(tmp_path: Path) -> None:
     drive(app, body)
 
 
-def test_names_are_whole_where_there_is_room(tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", [(120, 40), (160, 48)], ids=["120x40", "160x48"])
+def test_names_are_whole_where_there_is_room(tmp_path: Path, size: tuple[int, int]) -> None:
     names = [f"model.encoder.blocks_with_a_long_name.fc{i}" for i in range(3)]
     path = tmp_path / "long.jsonl"
     path.write_text(header_line(names, name="long") + snapshot_line(names, 10))
     app = run_file_app(path)
 
     async def body(pilot: Pilot[Any]) -> None:
-        await wait_shows(pilot, "model.encoder.blocks_with_a_long_name.fc0")
+        await wait_shows(pilot, "model.encoder.blocks_with_a_long_name.fc0", "in→out", "upd/w")
 
-    drive(app, body, size=(120, 40))
+    drive(app, body, size=size)
 
 
 # -- the panel a PyTorch run gets ----------------------------------------------------------------

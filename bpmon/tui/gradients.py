@@ -5,9 +5,13 @@ short next to a healthy one, and a bar must keep its length when the run is rest
 another activation, so that the two can be compared by eye.
 
 The layers need not be bpmon's own ``layer0``...: a run file from a PyTorch model names them
-``model.layers.17.mlp.fc1``, and may have dozens. Rows never wrap: the columns are planned for
-the panel's width (:func:`plan_columns`), a name too long for its column loses its left end
-(``…layers.17.mlp.fc1``: the end tells layers apart), and the panel scrolls.
+``model.layers.17.mlp.fc1``, and may have hundreds. They group by module path
+(:mod:`bpmon.tui.groups`), a row inside a group is named within it (``mlp.fc1`` under
+``▾ 17``), and a numbered row with its kind (``164 (Linear)``). Rows never wrap: the columns are
+planned for the panel's width (:func:`plan_columns`), a name too long for its column loses its
+left end (``…layers.17.mlp.fc1``: the end tells layers apart). The panel draws the lines that
+fit under its column header and says how many more there are; the app's ↑ ↓ pgup pgdn move
+through them.
 """
 
 from __future__ import annotations
@@ -62,6 +66,10 @@ NAME_KEEP = 18
 FANS_MIN = 7
 # The activation column (only where the width allows), at most this wide.
 ACT_MAX = 10
+# Beside the plot (wide terminals) the panel is at least this wide, and as wide as its rows
+# need up to this share of the screen.
+_WIDE_MIN = 80
+WIDE_SHARE = 0.6
 # Before the first layout the panel has no width: plan for 80 columns.
 _FALLBACK_WIDTH = 75
 
@@ -252,6 +260,7 @@ class GradientPanel(VerticalScroll, SnapshotView):
         """Groups the user opened (True) or closed (False) with enter."""
         self.shown: list[Shown] = []
         self.row_cursor: int | None = None
+        self._widened = False
         self.top = 0
 
     def compose(self) -> ComposeResult:
@@ -319,7 +328,10 @@ class GradientPanel(VerticalScroll, SnapshotView):
         if not self.shown:
             return
         if self.row_cursor is None:
+            # The first ↑ or ↓ shows the cursor where the eye is; a page key also moves it.
             self.row_cursor = self.top if delta >= 0 else self.top + self._window() - 1
+            if abs(delta) > 1:
+                self.row_cursor += delta
         else:
             self.row_cursor += delta
         self.row_cursor = max(0, min(len(self.shown) - 1, self.row_cursor))
@@ -382,6 +394,17 @@ class GradientPanel(VerticalScroll, SnapshotView):
         labels += [x.name for x in shown[len(snapshot.layers) :]]
         return plan_columns(width, shown, labels)
 
+    def _widen(self, snapshot: Snapshot) -> None:
+        """Beside the plot (wide terminals), take the columns long names need, up to
+        :data:`WIDE_SHARE` of the screen, rather than the half the stylesheet gives."""
+        labels = [self._label(snapshot.layers, line) for line in self.shown]
+        wanted = plan_columns(10**4, snapshot.layers, labels).width
+        gutter = self.styles.gutter.width + self.styles.scrollbar_size_vertical
+        width = max(_WIDE_MIN, min(wanted + gutter, int(self.app.size.width * WIDE_SHARE)))
+        if self.styles.min_width is None or self.styles.min_width.value != width:
+            self._widened = True
+            self.styles.min_width = width
+
     def _grouped(self) -> bool:
         return any(isinstance(node, Group) for node in self._tree)
 
@@ -404,6 +427,12 @@ class GradientPanel(VerticalScroll, SnapshotView):
         self.shown = self._lines(snapshot)
         if self.row_cursor is not None:
             self.row_cursor = min(self.row_cursor, len(self.shown) - 1) if self.shown else None
+        if self.detail and self.WINDOWED:
+            self._widen(snapshot)
+        elif self._widened:
+            # Back under the plot: the stylesheet's width again.
+            self._widened = False
+            self.styles.min_width = None
         columns = self.columns(snapshot)
         if self.flow:
             self._draw_flow(snapshot, columns)
@@ -536,11 +565,10 @@ class GradientPanel(VerticalScroll, SnapshotView):
         if c.fans:
             text.append(f" {f'{len(rows)} rows':>{c.fans}}")
         text.append(" ")
-        solid, _ = bar_cells(low)
+        solid = bar_cells(low)[0].count(_FULL)
         top, track = bar_cells(high)
-        shaded = max(0, len(top) - len(solid))
-        text.append(solid[: len(top)], status)
-        text.append(_RANGE * shaded, status)
+        text.append(_FULL * min(solid, len(top)), status)
+        text.append(_RANGE * max(0, len(top) - solid), status)
         text.append(track, self._style("track"))
         text.append(f" {format_norm(high):>{_NORM}} ")
         text.append(f"{worst:<{_STATUS}}", status)

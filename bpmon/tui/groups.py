@@ -152,12 +152,16 @@ def default_open(nodes: Sequence[Node], room: int, chosen: Mapping[str, bool]) -
     """Which groups are open: those the user opened or closed (``chosen``) as they chose; the
     others a level at a time, outer level first, as long as every line then still fits in
     ``room`` lines, so that a small model shows all its rows and a 12-block GPT its blocks or
-    its stack, whichever fits."""
+    its stack, whichever fits. One level more opens although it does not fit where what
+    shows would otherwise fill less than half the room: blocks to scroll through say more
+    than one line over an empty panel."""
     opened = {g.path: chosen.get(g.path, False) for g in groups_of(nodes)}
     level: list[Group] = [n for n in nodes if isinstance(n, Group)]
     while level:
         trial = {**opened, **{g.path: True for g in level if g.path not in chosen}}
         if len(visible(nodes, trial)) > room:
+            if 2 * len(visible(nodes, opened)) < room:
+                opened = trial
             break
         opened = trial
         level = [c for g in level for c in g.children if isinstance(c, Group)]

@@ -10,7 +10,8 @@ stack is dim rows under bright ones, an explosion rows that turn bright red from
 on, and a spike one bright column.
 
 Without colour (``NO_COLOR``) one column per character, its level as a block's height
-(``▁▂▄▆█``), ``!`` where not finite, and the exploding and non-finite cells reversed.
+(``▁▂▄▆█``), ``!`` where not finite. (Reversing the exploding cells was tried: a reversed full
+block reads as an empty cell.)
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ def paint(columns: Sequence[Column], rows: Sequence[int], mono: bool, style_of: 
     text = Text()
     cells = [_cell(columns, rows, i) for i in range(len(columns))]
     if mono:
-        plain, loud = style_of("heatmap--empty"), Style(reverse=True)
+        plain = style_of("heatmap--empty")
         for norm, status in cells:
             char = NONFINITE if status == "nonfinite" or math.isnan(norm) else MONO[level(norm)]
-            text.append(char, loud if status in ("exploding", "nonfinite") else plain)
+            text.append(char, plain)
         return text
     colours: dict[tuple[str, int], Color | None] = {}
 

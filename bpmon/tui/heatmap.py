@@ -95,14 +95,18 @@ def axis(columns: Sequence[Column], width: int, marker: int | None, mono: bool) 
         return " " * max(0, width)
     cells = [" "] * width
     first, last = f"step {columns[0].first:,}", f"{columns[-1].last:,}"
-    if len(first) + len(last) + 1 <= width:
-        cells[: len(first)] = first
-        cells[width - len(last) :] = last
+    at = None
     if marker is not None:
         for i, column in enumerate(columns):
             if column.first <= marker <= column.last:
                 at = i if mono else i // 2
-                if at < width:
-                    cells[at] = "▼"
                 break
+    if len(first) + len(last) + 1 <= width:
+        # A label the marker would cut is left out: the marker says where the cursor is.
+        if at is None or at > len(first):
+            cells[: len(first)] = first
+        if at is None or at < width - len(last) - 1:
+            cells[width - len(last) :] = last
+    if at is not None and at < width:
+        cells[at] = "▼"
     return "".join(cells)

@@ -32,7 +32,8 @@ async def shoot(run: Path, out: Path) -> None:
     app = BpmonApp(source)
     async with app.run_test(size=SIZE) as pilot:
         panel = app.query_one("#gradients", GradientPanel)
-        while "snapshot 120/120" not in source.latest().detail:
+        # The whole run read (the reader reads the file's tail first, then the rest).
+        while source.latest().loss_steps[:1] != (10,) or "120/120" not in source.latest().detail:
             await pilot.pause(0.05)
         panel.chosen["transformer.h"] = True
         panel.flow = True

@@ -220,20 +220,21 @@ def test_h_shows_a_live_runs_flow_and_h_again_the_bars() -> None:
 
 
 def test_the_replay_cursor_marks_its_column(tmp_path: Path) -> None:
-    app = run_file_app(write_gpt_run(tmp_path / "gpt.jsonl", "spike", snapshots=40))
+    # 16 snapshots: all in the reader's first read of the file's tail.
+    app = run_file_app(write_gpt_run(tmp_path / "gpt.jsonl", "spike", snapshots=16))
 
     async def body(pilot: Pilot[Any]) -> None:
-        await wait_shows(pilot, "snapshot 40/40")
+        await wait_shows(pilot, "snapshot 16/16")
         await press(pilot, "h")
         screen = await wait_shows(pilot, "gradient flow", "step 10")
         wte = next(line for line in gradient_panel(screen) if "transformer.wte" in line)
-        assert wte.count("▌") == 20, "40 snapshots, two a character"
+        assert wte.count("▌") == 8, "16 snapshots, two a character"
         await press(pilot, "home")
-        screen = await wait_shows(pilot, "snapshot 1/40", "▼")
+        screen = await wait_shows(pilot, "snapshot 1/16", "▼")
         at_start = gradient_panel(screen)[1].index("▼")
         for _ in range(10):
             await press(pilot, "right")
-        screen = await wait_shows(pilot, "snapshot 11/40")
+        screen = await wait_shows(pilot, "snapshot 11/16")
         header = gradient_panel(screen)[1]
         assert header.index("▼") == at_start + 5, header
         # What the reader has read up to the cursor: 11 snapshots, two a character.
@@ -247,17 +248,17 @@ def test_flow_without_colour_has_a_character_per_level(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
-    app = run_file_app(write_gpt_run(tmp_path / "gpt.jsonl", "vanishing", snapshots=20))
+    app = run_file_app(write_gpt_run(tmp_path / "gpt.jsonl", "vanishing", snapshots=16))
 
     async def body(pilot: Pilot[Any]) -> None:
-        await wait_shows(pilot, "snapshot 20/20")
+        await wait_shows(pilot, "snapshot 16/16")
         await press(pilot, "h")
         screen = await wait_shows(pilot, "gradient flow", "▁▂▄▆█")
         wte = next(line for line in gradient_panel(screen) if "transformer.wte" in line)
         head = next(line for line in gradient_panel(screen) if "lm_head" in line)
         # The input end six decades under the output: low blocks against high ones.
-        assert "▁" * 20 in wte or "▂" * 20 in wte, wte
-        assert "▆" * 20 in head or "█" * 20 in head, head
+        assert "▁" * 16 in wte or "▂" * 16 in wte, wte
+        assert "▆" * 16 in head or "█" * 16 in head, head
 
     drive(app, body)
 

@@ -30,6 +30,7 @@ from benchmarks.xor import xor_config
 from bpmon.launch import live_trainer
 from bpmon.trainer import Snapshot, Trainer
 from bpmon.tui.app import FRAME_INTERVAL, SNAPSHOT_INTERVAL, BpmonApp
+from bpmon.tui.gradients import GradientPanel
 
 SIZE = (80, 24)
 
@@ -84,11 +85,23 @@ async def open_boundary(app: BpmonApp, trainer: Trainer) -> None:
         await asyncio.sleep(0.01)
 
 
+async def open_heatmap(app: BpmonApp) -> None:
+    """Press h, as a user does, and wait until the gradient panel draws the flow over time."""
+    app.post_message(events.Key("h", "h"))
+    panel = app.query_one("#gradients", GradientPanel)
+    while not panel.flow or "gradient flow" not in str(panel.border_title):
+        await asyncio.sleep(0.01)
+
+
 def app_rate(
-    warm: float, window: float, size: tuple[int, int] = SIZE, boundary: bool = False
+    warm: float,
+    window: float,
+    size: tuple[int, int] = SIZE,
+    boundary: bool = False,
+    heatmap: bool = False,
 ) -> float:
     """Steps/s of the same trainer while the app shows it (with the decision boundary open
-    when ``boundary``)."""
+    when ``boundary``, the gradient flow over time when ``heatmap``)."""
 
     async def main() -> float:
         trainer = watched_trainer()
@@ -96,6 +109,8 @@ def app_rate(
         async with app.run_test(size=size):
             if boundary:
                 await open_boundary(app, trainer)
+            if heatmap:
+                await open_heatmap(app)
             await asyncio.sleep(warm)
             first = trainer.latest()
             await asyncio.sleep(window)
@@ -187,6 +202,7 @@ def run(settings: Settings) -> list[Figure]:
         {
             "headless": lambda: headless_rate(warm, window),
             "app": lambda: app_rate(warm, window),
+            "heatmap": lambda: app_rate(warm, window, heatmap=True),
         },
         settings.scale(4, 1),
         settings.warmup,
@@ -207,6 +223,24 @@ def run(settings: Settings) -> list[Figure]:
         samples=samples,
         note="both train on the trainer's background thread; the app's UI thread competes "
         "for the GIL",
+    )
+
+    heatmap_ratio = paired_ratio(samples["heatmap"], samples["headless"])
+    heatmap = Figure(
+        key="tui_heatmap_vs_headless",
+        title="xor trainer steps/s with the gradient flow over time open (h, 80x24) vs headless",
+        unit="steps/s",
+        target=0.8,
+        op=">=",
+        bpmon=median(samples["heatmap"]),
+        contender=median(samples["headless"]),
+        contender_name="headless, same thread setup",
+        ratio=heatmap_ratio,
+        value=heatmap_ratio,
+        on_ratio=True,
+        samples={"heatmap": samples["heatmap"], "headless": samples["headless"]},
+        note="the map is redrawn at the bars' cadence (4/s) from a history the panel keeps of "
+        "every snapshot it is given",
     )
 
     total = settings.seconds(40.0, 2.0)
@@ -245,4 +279,4 @@ def run(settings: Settings) -> list[Figure]:
         note=f"early: steps {session.early.steps[0]:,}-{session.early.steps[1]:,}, "
         f"late: steps {session.late.steps[0]:,}-{session.late.steps[1]:,}",
     )
-    return [speed, frames, cost]
+    return [speed, heatmap, frames, cost]

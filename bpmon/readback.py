@@ -18,13 +18,14 @@ the whole run's curve.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from bpmon.codec import DecodeError, field_reader, from_record
 from bpmon.config import RunConfig, Thresholds
 from bpmon.diagnosis import Diagnosis
-from bpmon.runmodel import End, Finding, Header, LossHistory, Restart, Snapshot
+from bpmon.runmodel import End, Finding, Header, LayerStats, LossHistory, Restart, Snapshot
 
 Line = Snapshot | Restart | End
 
@@ -83,6 +84,8 @@ class RunInfo:
     thresholds: Thresholds = field(default_factory=Thresholds)
     config: RunConfig | None = None
     notes: tuple[str, ...] = ()
+    # Each layer's kind by name ("Linear"), from the header's or the restart's descriptions.
+    kinds: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def of_header(cls, head: Header, fallback_name: str) -> RunInfo:
@@ -99,6 +102,7 @@ class RunInfo:
             thresholds=head.thresholds,
             config=head.config,
             notes=head.notes,
+            kinds={x.name: x.kind for x in head.layers if x.kind},
         )
 
     def after(self, restart: Restart) -> RunInfo:
@@ -112,7 +116,15 @@ class RunInfo:
             classes=restart.classes or self.classes,
             config=restart.config if restart.config is not None else self.config,
             notes=restart.notes or self.notes,
+            kinds={x.name: x.kind for x in restart.layers if x.kind} or self.kinds,
         )
+
+    def kinded(self, layers: tuple[LayerStats, ...]) -> tuple[LayerStats, ...]:
+        """``layers`` with the kind the header says for each."""
+        kinds = self.kinds
+        if not kinds:
+            return layers
+        return tuple(replace(x, kind=kinds.get(x.name, x.kind)) for x in layers)
 
     def context(self) -> dict[str, Any]:
         """The snapshot fields this run's lines leave out, for :func:`bpmon.codec.from_record`

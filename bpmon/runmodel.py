@@ -97,6 +97,9 @@ class LayerStats:
     activation: str | None = None
     params: int = 0
     note: str = ""
+    # The layer's type where a run file's header says it ("Linear"; empty when unknown): the
+    # panels name a numbered row "164 (Linear)". The header says it once, not every line.
+    kind: str = field(default="", metadata=_off())
 
 
 @dataclass(frozen=True)

@@ -241,6 +241,8 @@ class RunFileSource:
         self._first_corrupt: int | None = None
         self._corrupt_why = ""
         self._bad_offsets: set[int] = set()
+        # The gradient-flow map's snapshots, by offset (layer_history).
+        self._decoded: dict[int, tuple[int, tuple[LayerStats, ...]]] = {}
         self._cursor = ReplayCursor()
         self._error = ""
         self._published_key: tuple[object, ...] | None = None
@@ -666,13 +668,44 @@ class RunFileSource:
             loss_values=losses,
             previous_loss_steps=previous[0],
             previous_loss_values=previous[1],
-            initial_layers=curve.first_layers,
+            layers=curve.info.kinded(snap.layers),
+            initial_layers=curve.info.kinded(curve.first_layers),
             findings=findings,
             message=self._message() or snap.message,
             mode=self._mode_word(),
             detail=self._detail(order, index),
             marker_step=None if index is None else curve.steps[index],
         )
+
+    def layer_history(self, limit: int) -> list[tuple[int, tuple[LayerStats, ...]]]:
+        """The shown run's layers at up to ``limit`` of its snapshots, evenly spread, up to
+        the replay's cursor (to the last one read, when following), the cursor's own last:
+        what the monitor's gradient-flow map shows. Lines once decoded are kept (as layers)."""
+        with self._lock:
+            located = self._locate()
+            if located is None or limit <= 0:
+                return []
+            _, curve, index = located
+            end = len(curve.offsets) if index is None else index + 1
+            # A stride that changes only when the run doubles: most picks stay decoded.
+            stride = 1
+            while end > stride * limit:
+                stride *= 2
+            picks = [*range(0, end - 1, stride), end - 1] if end else []
+            offsets = [curve.offsets[i] for i in picks]
+        out = []
+        for offset in offsets:
+            item = self._decoded.get(offset)
+            if item is None:
+                snap = self._snapshot_at(offset)
+                if snap is None:
+                    continue
+                item = (snap.step, curve.info.kinded(snap.layers))
+                if len(self._decoded) > 4096:
+                    self._decoded.clear()
+                self._decoded[offset] = item
+            out.append(item)
+        return out
 
     def _snapshot_at(self, offset: int) -> Snapshot | None:
         """The snapshot line at ``offset``; None (and counted once as corrupt) when it cannot

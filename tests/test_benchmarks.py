@@ -24,6 +24,7 @@ FIGURES = (
     "mlp_engine_vs_torch",
     "mlp_trainer_vs_torch",
     "tui_vs_headless",
+    "tui_heatmap_vs_headless",
     "tui_fps",
     "tui_frame_cost_growth",
     "memory_growth_mb",

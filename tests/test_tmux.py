@@ -204,5 +204,28 @@ def test_names_from_a_run_file_never_reach_the_terminal_as_controls(
         pane.keys("Home")
         pane.wait_for(lambda s: "snapshot 1/11" in s and "L3\\x1b[2J" in s, "the first snapshot")
         assert tmux("display", "-p", "-t", pane.name, "#{pane_title}") == before
+
+
+def test_a_12_block_gpt_replay_at_80x24(tmp_path: Path) -> None:
+    # The "done when": every group and the column header in view at 80x24, the rows
+    # of a block by keys alone, and the gradient flow over time.
+    sys.path.insert(0, str(ROOT / "tests"))
+    from bigmodels import write_gpt_run
+
+    run = write_gpt_run(tmp_path / "gpt-12.jsonl", "spike")
+    with session("xterm-256color", "replay", str(run)) as pane:
+        screen = pane.wait_for(lambda s: "snapshot 120/120" in s, "the replay")
+        lines = screen.splitlines()
+        assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
+        header = next(line for line in lines if "│ layer" in line)
+        assert "norm" in header and "status" in header
+        for row in ("transformer.wte", "transformer.wpe", "▸ transformer.h", "lm_head"):
+            assert row in screen, (row, screen)
+        assert "more ↓" not in screen
+        pane.keys("Down", "Down", "Down", "Enter")
+        screen = pane.wait_for(lambda s: "▾ transformer.h" in s and "▸ 0 " in s, "the blocks")
+        assert header in screen.splitlines(), "the header stays put"
+        pane.keys("h")
+        pane.wait_for(lambda s: "gradient flow over time" in s and "▌" in s, "the heatmap")
         pane.keys("q")
         pane.wait_for(lambda s: "BPMON-EXITED-0" in s, "exit status 0 after q", timeout=5.0)

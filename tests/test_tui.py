@@ -714,12 +714,13 @@ def test_twelve_layers_scroll_at_80x24() -> None:
     _trainer, app = make_app(config=preset_config("relu-bn").with_depth(12))
 
     async def body(pilot: Pilot[Any]) -> None:
-        await wait_shows(pilot, "2-8-8-4x10-1 relu +bn")
-        grads = app.query_one(GradientPanel)
-        assert grads.max_scroll_y > 0
-        grads.focus()
-        await press(pilot, "end")
-        await wait_shows(pilot, "layer12")
+        screen = await wait_shows(pilot, "2-8-8-4x10-1 relu +bn", "more ↓")
+        assert "layer12" not in screen
+        # No focus first: pgdn reaches the output layer, under the same column header.
+        header = next(line for line in screen.splitlines() if "│ layer " in line)
+        await press(pilot, "pagedown", "pagedown")
+        screen = await wait_shows(pilot, "layer12", "above ↑")
+        assert header in screen.splitlines()
 
     drive(app, body)
 

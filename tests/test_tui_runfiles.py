@@ -363,50 +363,50 @@ async def keep_pressing(
 def test_45_layers_with_long_names_fit_80x24_and_scroll(tmp_path: Path) -> None:
     path = write_encoder_run(tmp_path / "encoder.jsonl")
     app = run_file_app(path)
-    names = encoder_names()
+
+    def panel_lines(screen: str) -> list[str]:
+        lines = screen.splitlines()
+        top = next(i for i, line in enumerate(lines) if "╭─ gradients" in line)
+        return lines[top + 1 : top + 10]
 
     async def body(pilot: Pilot[Any]) -> None:
         screen = await wait_shows(pilot, "encoder-45", "snapshot 3/3", "step 300", "q quit")
         lines = screen.splitlines()
         assert len(lines) == 24 and all(len(line) <= 80 for line in lines)
-        shown = gradient_rows(screen)
-        assert len(shown) >= 5, screen
-        # Shortened from the left, one row per layer, in order, never wrapped.
-        assert shown[0] == "…s.0.attn.out_proj"
-        assert shown[1] == "….layers.0.mlp.fc1"
-        for name, row in zip(names, shown, strict=False):
-            assert row.startswith("…") and name.endswith(row[1:])
-        # Every row is as wide as the header: the columns stay aligned.
-        rows = [line for line in lines if GRADIENT_ROW.match(line)]
-        norm_columns = {line.index("e-0") for line in rows}
-        assert len(norm_columns) == 1, rows
-        # The panel scrolls by keys. It has the focus from the start (the first panel);
-        # page down goes on to the last layer.
-        screen = await keep_pressing(
-            pilot, "pagedown", lambda s: "…layers.14.mlp.fc2" in gradient_rows(s)
-        )
-        assert "…s.0.attn.out_proj" not in gradient_rows(screen)
-        # tab goes to the table, and tab again comes back round to the bars, where page up
-        # and up go back to the first layer.
-        await press(pilot, "tab", "pageup")
-        await frames(pilot)
-        assert "…layers.14.mlp.fc2" in gradient_rows(screen_text(app)), "the table scrolled"
-        await press(pilot, "tab", "down")
-        await keep_pressing(pilot, "pageup", lambda s: "….layers.0.mlp.fc1" in gradient_rows(s))
-        await keep_pressing(pilot, "up", lambda s: "…s.0.attn.out_proj" in gradient_rows(s))
+        # The 15 blocks under their stack, opened since one line would leave the panel empty;
+        # the rest are below, and the panel says how many.
+        assert "▾ encoder.layers" in screen and "▸ 0 " in screen and "9 more ↓" in screen
+        header = panel_lines(screen)[0]
+        assert "layer" in header and "norm" in header
+        # Every group line is as wide as the header: the columns stay aligned.
+        rows = [line for line in panel_lines(screen) if "↕" in line]
+        assert len({line.index("↕") for line in rows}) == 1, rows
+        # pgdn (no focus first) goes on to the last block, under the same header.
+        screen = await keep_pressing(pilot, "pagedown", lambda s: "▸ 14 " in s)
+        assert panel_lines(screen)[0] == header
+        assert "▸ 0 " not in screen
+        # enter opens the block under the cursor: its rows, named within the block.
+        await keep_pressing(pilot, "down", lambda s: "above ↑" in s and "more ↓" not in s)
+        await press(pilot, "enter")
+        screen = await wait_shows(pilot, "▾ 14", "attn.out_proj", "mlp.fc1")
+        assert "encoder.layers.14" not in screen.split("╭─ loss")[0]
+        # pgup and up go back to the stack's line.
+        await keep_pressing(pilot, "pageup", lambda s: "▾ encoder.layers" in s)
 
     drive(app, body)
 
 
-def test_45_layers_at_120x40_show_whole_names_and_the_activation(tmp_path: Path) -> None:
+def test_45_layers_at_120x40_show_the_activation(tmp_path: Path) -> None:
     path = write_encoder_run(tmp_path / "encoder.jsonl")
     app = run_file_app(path)
 
     async def body(pilot: Pilot[Any]) -> None:
-        screen = await wait_shows(pilot, "encoder.layers.0.attn.out_proj", "snapshot 3/3")
+        await wait_shows(pilot, "▾ encoder.layers", "snapshot 3/3")
+        await press(pilot, "down", "down", "enter")
+        screen = await wait_shows(pilot, "▾ 0 ", "mlp.fc1")
         header = next(line for line in screen.splitlines() if "in→out" in line)
         assert re.search(r"status\s+act\s+health", header)
-        fc1 = next(line for line in screen.splitlines() if "encoder.layers.0.mlp.fc1" in line)
+        fc1 = next(line for line in screen.splitlines() if "mlp.fc1" in line)
         assert re.search(r"512→2048 .* gelu\s+dead  12%", fc1)
 
     drive(app, body, size=(120, 40))

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from bigmodels import write_gpt_run
 from test_tui import press, wait_shows
 from test_tui_runfiles import RUN_V1, run_file_app, vanishing_trainer, write_encoder_run
 from textual.pilot import Pilot
@@ -170,3 +171,46 @@ def test_decision_boundary_without_colour(
     monkeypatch.setenv("NO_COLOR", "1")
     app = paused_app("spiral", 3000)
     assert snap_compare(app, terminal_size=(80, 24), run_before=_boundary_shown)
+
+
+# -- big models -------------------------------------------------------------------------------
+
+# Few enough for the reader's first read of the file's tail (256 KiB) to hold them all: the
+# picture never catches the reader's scan of the rest halfway.
+GPT_SNAPSHOTS = 16
+
+
+@SIZES
+def test_a_12_block_gpt(snap_compare: SnapCompare, size: tuple[int, int], tmp_path: Path) -> None:
+    # Grouped: at 80x24 the stack closed (four lines), at 120x40 its twelve blocks; in the
+    # prediction table's place, what a PyTorch run file has.
+    app = run_file_app(write_gpt_run(tmp_path / "gpt.jsonl", "spike", GPT_SNAPSHOTS))
+    ready = shows(f"snapshot {GPT_SNAPSHOTS}/{GPT_SNAPSHOTS}", "lm_head", "q quit")
+    assert snap_compare(app, terminal_size=size, run_before=ready)
+
+
+def flow_shown(pilot_keys: tuple[str, ...] = ()) -> Callable[[Pilot[Any]], Any]:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await wait_shows(pilot, f"snapshot {GPT_SNAPSHOTS}/", "lm_head", "q quit")
+        await press(pilot, *pilot_keys, "h")
+        await wait_shows(pilot, "gradient flow over time")
+        await settle(pilot)
+
+    return run_before
+
+
+@SIZES
+def test_gradient_flow_of_a_spike(
+    snap_compare: SnapCompare, size: tuple[int, int], tmp_path: Path
+) -> None:
+    app = run_file_app(write_gpt_run(tmp_path / "gpt.jsonl", "spike", GPT_SNAPSHOTS))
+    assert snap_compare(app, terminal_size=size, run_before=flow_shown())
+
+
+def test_gradient_flow_without_colour(
+    snap_compare: SnapCompare, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = run_file_app(write_gpt_run(tmp_path / "gpt.jsonl", "explosion", GPT_SNAPSHOTS))
+    run_before = flow_shown(("down", "down", "down", "enter"))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -37,7 +37,7 @@ from textual.geometry import Size
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import DataTable, Footer
 
 from bpmon.config import HIDDEN_ACTIVATIONS, INITS, MAX_DEPTH, MIN_DEPTH, OPTIMIZERS, RunConfig
 from bpmon.trainer import Command, CommandKind, Snapshot
@@ -252,7 +252,21 @@ class BpmonApp(App[None]):
             "Every finding in full, with its advice (also enter)",
             show=False,
         ),
+        # The gradient rows: a cursor that ↑ ↓ pgup pgdn move with no focus needed first;
+        # enter opens or closes the group under it (else it opens the findings, below).
+        _key("up", "rows(-1)"),
+        _key("down", "rows(1)"),
+        _key("pageup", "rows(-2)"),
+        _key("pagedown", "rows(2)"),
+        _key("enter", "toggle_group"),
         _key("enter", "findings"),
+        _key(
+            "h",
+            "flow",
+            "flow",
+            "Gradient flow over time: the rows as a heatmap, on/off",
+            show=False,
+        ),
         _key("l", "toggle_log", "log", "Loss axis: log / linear", show=False),
         _key("question_mark", "help", "help", "This help"),
         _key("q", "quit", "quit", "Quit (stops the training thread)"),
@@ -313,6 +327,11 @@ class BpmonApp(App[None]):
 
     def on_mount(self) -> None:
         self.snapshot = self.source.latest()
+        panel = self._gradient_panel()
+        # A run file's reader knows the snapshots before its cursor; a trainer's come here.
+        history = getattr(self.source, "layer_history", None)
+        if panel is not None and callable(history):
+            panel.history_of = history
         if not self.source.alive:
             self.source.start()
         # Owned by the screen that holds the panels, so the timer goes when they go and never
@@ -391,6 +410,15 @@ class BpmonApp(App[None]):
         if action == "findings":
             # Under the help, enter is the help's (it closes it).
             return not isinstance(self.screen, HelpScreen)
+        if action in ("rows", "toggle_group", "flow"):
+            # Over the main screen only, with its own gradient panel (not --compare's), and
+            # never taking ↑ ↓ from a table that has the focus.
+            panel = self._gradient_panel()
+            if panel is None or not isinstance(self.screen, MonitorScreen):
+                return False
+            if action == "toggle_group":
+                return panel.on_cursor_group()
+            return action == "flow" or not isinstance(self.focused, DataTable)
         return True
 
     def _tell_not_applicable(self) -> None:
@@ -532,6 +560,26 @@ class BpmonApp(App[None]):
     def action_toggle_log(self) -> None:
         self.log_scale = not self.log_scale
 
+    def _gradient_panel(self) -> GradientPanel | None:
+        found = self.query("#gradients").results(GradientPanel)
+        return next(found, None)
+
+    def action_rows(self, how: int) -> None:
+        """↑ ↓ (``how`` -1, 1) move the gradient rows' cursor a line, pgup pgdn (-2, 2) a page."""
+        panel = self._gradient_panel()
+        if panel is not None:
+            panel.move(how if abs(how) == 1 else (how // 2) * panel.page())
+
+    def action_toggle_group(self) -> None:
+        panel = self._gradient_panel()
+        if panel is not None:
+            panel.toggle()
+
+    def action_flow(self) -> None:
+        panel = self._gradient_panel()
+        if panel is not None:
+            panel.flow = not panel.flow
+
     def action_findings(self) -> None:
         if isinstance(self.screen, FindingsScreen):
             self.screen.dismiss()
@@ -557,6 +605,10 @@ class BpmonApp(App[None]):
             and binding.tooltip
             and self.applies(binding.action.partition("(")[0])
         ]
+        if self._gradient_panel() is not None:
+            rows.append(
+                ("↑ ↓ pgup pgdn", "Move through the gradient rows; enter opens or closes a group")
+            )
         rows.append(FOCUS_ROW)
         rows.append(("ctrl+p", "Command palette: presets, settings and every action, by name"))
         return rows

@@ -140,6 +140,8 @@ class RunGradients(GradientPanel):
     (``compact`` False), else one short row per layer: name, bar, norm and status, the bar on
     the panel's fixed log scale but only as long as the column allows."""
 
+    # Both runs' rows scroll with the focus (tab), as they always did here.
+    WINDOWED = False
     compact: reactive[bool] = reactive(True, repaint=False)
     """Short rows; bound to the app's (it depends on the width)."""
 

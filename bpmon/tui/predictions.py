@@ -1,4 +1,9 @@
-"""The prediction table: a few training points, what the network says about them, right or wrong."""
+"""The lower-right panel: for bpmon's own runs the prediction table (a few training points, what
+the network says about them, right or wrong); for a run that has no predictions (a PyTorch run
+read from its run file), the figures that run does have (:func:`run_figures`): the global
+gradient norm before clipping against the clipping threshold, how often clipping acted, the lr
+of each parameter group, and every other number the script logged. The panel shows the figures
+as the snapshot gives them: it computes none."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from textual.widgets import DataTable
 from bpmon.trainer import Prediction, Snapshot
 
 from .status import format_percent, format_r2
-from .view import SnapshotView
+from .view import SnapshotView, TextLine
 
 # Wider inputs (digits has 64) show their first values and an ellipsis.
 _MAX_INPUTS = 3
@@ -67,7 +72,12 @@ class PredictionPanel(Vertical, SnapshotView):
     # and bytes.
     REDRAW_INTERVAL = 1.0
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"predictions--right", "predictions--wrong"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "predictions--right",
+        "predictions--wrong",
+        "predictions--label",
+        "predictions--clipped",
+    }
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -76,13 +86,28 @@ class PredictionPanel(Vertical, SnapshotView):
             id="predictions-table", cursor_type="none", zebra_stripes=True
         )
 
+        self.figures = TextLine(id="run-figures")
+
     def compose(self) -> ComposeResult:
         yield self.table
+        yield self.figures
 
     def on_mount(self) -> None:
         self.border_title = "predictions"
 
     def draw(self, snapshot: Snapshot) -> None:
+        # A recorded run without predictions: what it has instead of an empty table.
+        figures = not snapshot.predictions and snapshot.config is None and bool(snapshot.mode)
+        self.set_class(figures, "-figures")
+        if figures:
+            title = "this run"
+            if title != self.border_title:
+                self.border_title = title
+            self.figures.text = self._figures(snapshot)
+            self.border_subtitle = scores(snapshot)
+            return
+        if self.border_title != "predictions":
+            self.border_title = "predictions"
         rows = snapshot.predictions
         n_inputs = len(rows[0].inputs) if rows else 0
         multiclass = bool(rows) and len(rows[0].output) > 1
@@ -144,6 +169,67 @@ class PredictionPanel(Vertical, SnapshotView):
             # Right-aligned so that the decimal points of 0.952 and -0.027 line up.
             cell = Text(value, justify="right")
         self.table.update_cell(str(row), column, cell)
+
+    def _figures(self, snapshot: Snapshot) -> Text:
+        label = self.get_component_rich_style("predictions--label", partial=True)
+        loud = self.get_component_rich_style("predictions--clipped", partial=True)
+        figures = run_figures(snapshot)
+        width = max((len(name) for name, _, _ in figures), default=0)
+        text = Text()
+        for i, (name, value, alarm) in enumerate(figures):
+            if i:
+                text.append("\n")
+            text.append(f"{name:<{width}} ", label)
+            text.append(value, loud if alarm else None)
+        if not any(name not in ("lr", "lrs") for name, _, _ in figures):
+            text.append("\n\nno other numbers in this run file:", label)
+            text.append("\nmon.log(val_loss=...) records them", label)
+        return text
+
+
+def figure(value: float | None) -> str:
+    """A logged number in at most 9 cells: ``0.0006``, ``1.234``, ``12,345``, ``1.2e+09``."""
+    if value is None:
+        return "—"
+    if not math.isfinite(value):
+        return str(value)
+    if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-4):
+        return f"{value:.2e}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+def run_figures(snapshot: Snapshot) -> list[tuple[str, str, bool]]:
+    """What a run without predictions shows in their place, as (label, value, alarm) lines.
+    The fields may be absent from the snapshot (older run files and writers): what is not
+    there is not shown."""
+    out: list[tuple[str, str, bool]] = []
+    total: float | None = getattr(snapshot, "grad_norm_total", None)
+    clip: float | None = getattr(snapshot, "clip_max", None)
+    factor: float | None = getattr(snapshot, "clip_factor", None)
+    share: float | None = getattr(snapshot, "clipped_share", None)
+    if total is not None:
+        line = figure(total)
+        if clip is not None:
+            line += f" / clip {figure(clip)}"
+        clipped = factor is not None and factor < 1.0
+        if clipped and factor is not None:
+            line += f" x{factor:.2f}"
+        out.append(("‖g‖ pre-clip", line, clipped or not math.isfinite(total)))
+    elif clip is not None:
+        out.append(("clip at", figure(clip), False))
+    if share is not None:
+        out.append(("clipped", f"{share * 100:.0f}% of recent updates", share >= 0.5))
+    lrs: tuple[float, ...] = tuple(getattr(snapshot, "lrs", ()) or ())
+    if len(lrs) > 1:
+        out.append(("lrs", " · ".join(figure(x) for x in lrs), False))
+    else:
+        out.append(("lr", figure(lrs[0] if lrs else snapshot.lr), False))
+    metrics: tuple[tuple[str, float], ...] = tuple(getattr(snapshot, "metrics", ()) or ())
+    for name, value in metrics:
+        out.append((name, figure(value), not math.isfinite(value)))
+    return out
 
 
 def scores(snapshot: Snapshot) -> str:

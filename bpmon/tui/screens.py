@@ -48,6 +48,10 @@ class TerminalSized:
 class MonitorScreen(TerminalSized, Screen[None]):
     """The screen that holds the panels (the app's default screen)."""
 
+    # Nothing has the focus at first: ↑ ↓ pgup pgdn are then the app's (the gradient rows), and
+    # tab gives them to the prediction table.
+    AUTO_FOCUS = None
+
 
 class Palette(TerminalSized, CommandPalette):
     """Textual's command palette (ctrl+p), as a terminal-sized screen."""

@@ -19,20 +19,29 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
 
 import torch
 import torch.nn.utils as nn_utils
 import torch.nn.utils.clip_grad as clip_grad
 
-if TYPE_CHECKING:
-    from bpmon.torch.monitor import Monitor
+
+class Clipped(Protocol):
+    """What the wrappers tell an open monitor (:class:`bpmon.torch.updates.Updates` has it):
+    a protocol here, so that this module needs nothing of the monitor's."""
+
+    def clip_concerns(self, params: Sequence[torch.Tensor]) -> bool: ...
+
+    def before_clip(self) -> None: ...
+
+    def after_clip(self, name: str, total: object, limit: object) -> None: ...
+
 
 _NAMES = ("clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_")
 # The pre-clip total norm: returned by clip_grad_norm_, an argument of clip_grads_with_norm_.
 _TOTAL_AT = {"clip_grad_norm_": None, "clip_grads_with_norm_": 1}
-_active: weakref.WeakSet[Monitor] = weakref.WeakSet()
+_active: weakref.WeakSet[Clipped] = weakref.WeakSet()
 _originals: dict[str, Callable[..., Any]] = {}
 
 
@@ -65,7 +74,7 @@ def _wrap(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def activate(monitor: Monitor) -> None:
+def activate(monitor: Clipped) -> None:
     """Wrap the clipping functions (once) while ``monitor`` is open."""
     _active.add(monitor)
     if _originals:
@@ -81,7 +90,7 @@ def activate(monitor: Monitor) -> None:
                 setattr(module, name, wrapped)
 
 
-def deactivate(monitor: Monitor) -> None:
+def deactivate(monitor: Clipped) -> None:
     """Put the originals back when no monitor is open (unless someone wrapped ours since)."""
     _active.discard(monitor)
     if len(_active) or not _originals:

@@ -7,15 +7,23 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch.utils.hooks import RemovableHandle
 
 from bpmon.torch.layers import Layer
 
-if TYPE_CHECKING:
-    from bpmon.torch.monitor import Monitor
+
+class Stepped(Protocol):
+    """What the hooks tell the monitor (:class:`bpmon.torch.updates.Updates` has it): a
+    protocol here, so that this module needs nothing of the monitor's."""
+
+    def before_step(
+        self, opt: torch.optim.Optimizer, rows: Sequence[int], primary: bool, late: bool
+    ) -> None: ...
+
+    def after_step(self, rows: Sequence[int], primary: bool, skipped: bool) -> None: ...
 
 
 class Optimisers:
@@ -38,7 +46,7 @@ class Optimisers:
         if primary is not None:
             self._primary = weakref.ref(primary)
 
-    def register(self, monitor: Monitor) -> Iterator[RemovableHandle]:
+    def register(self, monitor: Stepped) -> Iterator[RemovableHandle]:
         from torch.optim.optimizer import (
             register_optimizer_step_post_hook,
             register_optimizer_step_pre_hook,

@@ -58,7 +58,7 @@ _NORM, _STATUS, _HEALTH, _RATIO = 7, 9, 9, 7
 _FIXED = BAR_WIDTH + _NORM + _STATUS + _HEALTH + _RATIO + 4
 # The name column: at least this wide (bpmon's "layer0" and the header), at most this wide.
 NAME_MIN = 7
-NAME_MAX = 40
+NAME_MAX = 64
 # A long name keeps at least this many cells before the in→out column is given room: at 80
 # columns a PyTorch name reads "…layers.17.mlp.fc1" rather than "…mlp.fc1" plus its fans.
 NAME_KEEP = 18

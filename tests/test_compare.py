@@ -97,7 +97,9 @@ def test_json_is_the_two_single_run_objects(tmp_path: Path) -> None:
         assert without_speed(run) == without_speed(strict_json(single[-1]))
     # The findings are there, as the single run's: sigmoid-vanishing raises vanishing.
     assert "vanishing" in [f["rule"] for f in runs[0]["findings"]]
-    assert set(runs[0]["findings"][0]) == {"rule", "severity", "layers", "evidence", "advice"}
+    assert set(runs[0]["findings"][0]) == {
+        *("rule", "severity", "layers", "evidence", "advice", "key", "actions", "facts")
+    }
 
 
 def test_overrides_apply_to_both_runs(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ the seed that reproduces it. A few files also go through ``bpmon replay`` itself
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import random
@@ -162,6 +163,24 @@ def line_reader_agrees(data: bytes) -> str:
     return ""
 
 
+def _reset_peak_rss() -> None:
+    """Start the peak over: the child is forked from a pytest worker that may hold hundreds of
+    MB (torch), and Linux carries the parent's high-water mark over fork and exec."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_rss() -> int:
+    """The process's peak resident memory since :func:`_reset_peak_rss` (VmHWM), in bytes."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
 def sweep(count: int) -> dict[str, Any]:
     """The child's work: ``count`` files, each under an alarm; a summary as JSON."""
 
@@ -169,6 +188,7 @@ def sweep(count: int) -> dict[str, Any]:
         raise TimeoutError("hung")
 
     signal.signal(signal.SIGALRM, hang)
+    _reset_peak_rss()
     failures: list[str] = []
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "hostile.jsonl"
@@ -184,7 +204,7 @@ def sweep(count: int) -> dict[str, Any]:
                 signal.alarm(0)
             if problem:
                 failures.append(f"seed {seed}: {problem}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    peak = _peak_rss()
     return {"files": count, "failures": failures[:10], "failed": len(failures), "peak": peak}
 
 

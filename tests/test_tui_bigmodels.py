@@ -101,9 +101,11 @@ def test_names_are_whole_where_there_is_room(tmp_path: Path, size: tuple[int, in
         # In the panel's rows (a finding's line may name the layer too).
         await wait_screen(
             pilot,
-            lambda s: "╭─ gradient" in s
-            and any(name in line for line in gradient_panel(s) for name in names)
-            and all(any(name in line for line in gradient_panel(s)) for name in names),
+            lambda s: (
+                "╭─ gradient" in s
+                and any(name in line for line in gradient_panel(s) for name in names)
+                and all(any(name in line for line in gradient_panel(s)) for name in names)
+            ),
             "every name whole in the gradient panel",
         )
 

@@ -16,7 +16,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bpmon.telemetry import LayerStats, Status
+from bpmon.runmodel import LayerStats, Status
 
 __all__ = ["SEVERITY", "Column", "FlowHistory", "representative", "thin"]
 

@@ -23,7 +23,7 @@ from rich.color import Color
 from rich.style import Style
 from rich.text import Text
 
-from bpmon.telemetry import STATUSES, Status
+from bpmon.runmodel import STATUSES, Status
 
 from .flow import Column, representative
 

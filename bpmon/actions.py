@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from bpmon.text import printable
+
 Where = Literal["live", "torch", "file"]
 WHERE: tuple[Where, ...] = ("live", "torch", "file")
 Facts = Mapping[str, float | str]
@@ -48,9 +50,10 @@ class Action:
     script: Callable[[Facts], str] | None = None
 
     def render(self, where: Where, facts: Facts) -> str:
-        """This action as advice for a run ``where``."""
+        """This action as advice for a run ``where``, on one line: the facts a script's wording
+        quotes (a layer's or an activation's name) may come from a file from elsewhere."""
         if where == "torch" and self.script is not None:
-            return self.script(facts)
+            return printable(self.script(facts))
         if where == "live" and self.key is not None:
             return f"{self.label} ({self.key})"
         return self.label

@@ -1,5 +1,6 @@
-"""What the trainer callbacks (:mod:`bpmon.hf`, :mod:`bpmon.lightning`) share: turning a
-trainer's logged numbers into :meth:`bpmon.torch.monitor.Monitor.log` calls.
+"""What the trainer callbacks (:mod:`bpmon.hf`, :mod:`bpmon.lightning`) share: the options
+they hand on to :func:`bpmon.torch.watch` (:class:`WatchOptions`), and turning a trainer's
+logged numbers into :meth:`bpmon.torch.monitor.Monitor.log` calls.
 
 A trainer logs a dictionary of names to numbers (``{"loss": 2.1, "eval_loss": 2.3,
 "learning_rate": 1e-3}``; Lightning's ``callback_metrics`` are 0-d tensors). The run file's
@@ -15,10 +16,51 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Mapping
-from typing import Any
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+from bpmon.errors import BpmonError
+
+if TYPE_CHECKING:
+    from bpmon.config import Thresholds
+    from bpmon.torch.monitor import Monitor
 
 PANEL = ("loss", "accuracy", "test_accuracy", "lr")
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    """A callback's arguments for :func:`bpmon.torch.watch`, checked when the callback is made
+    (a bad ``every`` is one line before the trainer starts, not after its first batch)."""
+
+    path: str | os.PathLike[str] | IO[str]
+    every: int = 50
+    include: str | Sequence[str] | None = None
+    exclude: str | Sequence[str] | None = None
+    name: str | None = None
+    thresholds: Thresholds | None = None
+
+    def __post_init__(self) -> None:
+        every = self.every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise BpmonError(f"BpmonCallback: every = {every!r}: expected an integer >= 1")
+
+    def watch(self, model: Any, **hooks: Any) -> Monitor:
+        """The monitor of ``model``; ``hooks`` are the trainer's ``optimizer`` and ``scaler``."""
+        from bpmon.torch import watch
+
+        return watch(
+            model,
+            self.path,
+            every=self.every,
+            include=self.include,
+            exclude=self.exclude,
+            name=self.name,
+            thresholds=self.thresholds,
+            **hooks,
+        )
 
 
 def accepts_metrics(monitor: Any) -> bool:

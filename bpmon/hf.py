@@ -43,9 +43,8 @@ require("bpmon.hf", "hf", "transformers", "accelerate", "torch")
 import torch  # noqa: E402 - after the check that names the extra
 from transformers import TrainerCallback  # noqa: E402
 
-from bpmon.callbacks import accepts_metrics, feed  # noqa: E402
+from bpmon.callbacks import WatchOptions, accepts_metrics, feed  # noqa: E402
 from bpmon.errors import BpmonError  # noqa: E402
-from bpmon.torch import watch  # noqa: E402
 
 if TYPE_CHECKING:
     from bpmon.config import Thresholds
@@ -94,12 +93,7 @@ class BpmonCallback(TrainerCallback):
         name: str | None = None,
         thresholds: Thresholds | None = None,
     ) -> None:
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise BpmonError(f"BpmonCallback: every = {every!r}: expected an integer >= 1")
-        self.path = path
-        self.every = every
-        self.include, self.exclude = include, exclude
-        self.name, self.thresholds = name, thresholds
+        self.options = WatchOptions(path, every, include, exclude, name, thresholds)
         self.monitor: Monitor | None = None
         self._metrics = False
 
@@ -119,15 +113,9 @@ class BpmonCallback(TrainerCallback):
             )
         if model is None or optimizer is None:
             raise BpmonError("BpmonCallback: the Trainer passed no model or optimizer")
-        self.monitor = watch(
+        self.monitor = self.options.watch(
             model,
-            self.path,
-            every=self.every,
             optimizer=torch_optimizer(optimizer),
-            include=self.include,
-            exclude=self.exclude,
-            name=self.name,
-            thresholds=self.thresholds,
         )
         self._metrics = accepts_metrics(self.monitor)
 

@@ -51,9 +51,8 @@ require("bpmon.lightning", "lightning", "lightning", "torch")
 import lightning.pytorch as pl  # noqa: E402 - after the check that names the extra
 import torch  # noqa: E402
 
-from bpmon.callbacks import accepts_metrics, feed  # noqa: E402
+from bpmon.callbacks import WatchOptions, accepts_metrics, feed  # noqa: E402
 from bpmon.errors import BpmonError  # noqa: E402
-from bpmon.torch import watch  # noqa: E402
 
 if TYPE_CHECKING:
     from bpmon.config import Thresholds
@@ -102,12 +101,7 @@ class BpmonCallback(pl.Callback):
         name: str | None = None,
         thresholds: Thresholds | None = None,
     ) -> None:
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise BpmonError(f"BpmonCallback: every = {every!r}: expected an integer >= 1")
-        self.path = path
-        self.every = every
-        self.include, self.exclude = include, exclude
-        self.name, self.thresholds = name, thresholds
+        self.options = WatchOptions(path, every, include, exclude, name, thresholds)
         self.monitor: Monitor | None = None
         self._metrics = False
         self._fed = 0  # the update whose numbers were fed last
@@ -121,16 +115,10 @@ class BpmonCallback(pl.Callback):
             )
         optimizers = list(trainer.optimizers)
         optimizer = optimizers[0] if len(optimizers) == 1 else None
-        self.monitor = watch(
+        self.monitor = self.options.watch(
             pl_module,
-            self.path,
-            every=self.every,
             optimizer=optimizer,
             scaler=getattr(trainer.precision_plugin, "scaler", None),
-            include=self.include,
-            exclude=self.exclude,
-            name=self.name,
-            thresholds=self.thresholds,
         )
         self._metrics = accepts_metrics(self.monitor)
         if (

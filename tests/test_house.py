@@ -60,7 +60,7 @@ HOUSE: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 # Optional extras that the rest of bpmon never imports (the user's process imports them).
-EXTRAS = ("bpmon.torch", "bpmon.hf", "bpmon.lightning")
+EXTRAS = ("bpmon.torch", "bpmon.hf", "bpmon.lightning", "bpmon.callbacks")
 
 
 def module_name(path: Path) -> str:

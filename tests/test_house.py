@@ -46,6 +46,7 @@ HOUSE: tuple[tuple[str, tuple[str, ...]], ...] = (
         "sources of snapshots, and the PyTorch writers",
         (
             "bpmon.sources",
+            "bpmon.filesource",
             "bpmon.cursor",
             "bpmon.torch",
             "bpmon.hf",

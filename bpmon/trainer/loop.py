@@ -39,12 +39,11 @@ from bpmon.errors import BpmonError
 from bpmon.trainer.boundary import BoundaryFeed
 from bpmon.trainer.commands import (
     RESTARTING_INTENTS,
-    TRAINER_COMMANDS,
     Command,
-    CommandKind,
     apply_intent,
     next_pace,
 )
+from bpmon.trainer.handle import TrainerHandle
 from bpmon.trainer.run import Run
 from bpmon.trainer.snapshot import LoopFacts, Snapshot, snapshot_of
 from bpmon.trainer.states import Event, State, after
@@ -53,7 +52,7 @@ from bpmon.trainer.states import Event, State, after
 RATE_WINDOW = 0.05
 
 
-class Trainer:
+class Trainer(TrainerHandle):
     """Runs training for one :class:`RunConfig`, in its own thread or in the caller's.
 
     ``start()``/``stop()`` run the loop on a background thread (the TUI); ``run()`` runs it in the
@@ -106,54 +105,6 @@ class Trainer:
             # What the data module assumed about a user's file: said once, at the start.
             self._say("data: " + "; ".join(self._run.data.notes))
         self._latest = replace(self._snapshot(), pace=pace)
-
-    # -- the consumer's side -------------------------------------------------------------------
-
-    def latest(self) -> Snapshot:
-        """The most recently published snapshot (safe from any thread)."""
-        return self._latest
-
-    def send(self, command: Command) -> None:
-        self._commands.put(command)
-
-    def supports(self, kind: CommandKind) -> bool:
-        """Whether :meth:`send` does something with commands of ``kind``."""
-        return kind in TRAINER_COMMANDS
-
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("trainer already started")
-        self._thread = threading.Thread(target=self._serve, name="bpmon-trainer", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 2.0) -> None:
-        """Ask the loop to stop and wait up to ``timeout`` seconds for its thread. A step cannot
-        be interrupted halfway, so a long one may outlast the wait; the thread is a daemon and
-        stops at the end of that step (or with the process)."""
-        # The event ends the loop at its next step even with commands queued before this one.
-        self._stopping.set()
-        self._commands.put(Command("stop"))
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    @property
-    def n_train(self) -> int:
-        """Training samples in the current run."""
-        return int(self._run.X.shape[0])
-
-    @property
-    def steps_per_epoch(self) -> int:
-        """Optimiser steps in one epoch of the current run (1 for full batch)."""
-        return self._run.steps_per_epoch
-
-    @property
-    def pace(self) -> float:
-        """Steps per second of the background thread's loop (inf: full speed)."""
-        return self._pace
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def run(self, max_steps: int | None = None) -> Snapshot:
         """Train in the calling thread until finished, diverged, stopped or ``max_steps``."""

@@ -36,6 +36,7 @@ from bpmon.cursor import ReplayCursor
 from bpmon.errors import BpmonError
 from bpmon.lines import MAX_LINE, LineReader, last_line_start, skip_line
 from bpmon.liveness import Liveness
+from bpmon.metrichistory import MetricHistory, Series
 from bpmon.readback import FindingsPass, Peek, RunInfo, change, decode_line, peek_line
 from bpmon.runfile import check_header, parse_line, read_header
 from bpmon.runmodel import PREDICTION_ROWS, End, Finding, LayerStats, Restart, Snapshot
@@ -104,6 +105,7 @@ class _Curve:
     findings: array[int] = field(default_factory=lambda: array("i"))
     first_layers: tuple[LayerStats, ...] = ()
     info: RunInfo = field(default_factory=RunInfo)
+    metrics: MetricHistory = field(default_factory=MetricHistory)
 
     def add(self, step: int, loss: float, offset: int, findings: int = -2) -> None:
         self.steps.append(step)
@@ -116,6 +118,7 @@ class _Curve:
         self.losses.extend(other.losses)
         self.offsets.extend(other.offsets)
         self.findings.extend(other.findings)
+        self.metrics.extend(other.metrics)
 
     def thinned(self, upto: int | None = None) -> tuple[tuple[int, ...], tuple[float, ...]]:
         """At most :data:`CURVE_POINTS` evenly spread points, the first and last kept; NaN
@@ -355,6 +358,7 @@ class RunFileSource:
                                 offset,
                                 fast_index,
                             )
+                            curves[run_id].metrics.add_line(int(step), raw)
                             number += 1
                             continue
                     record = _parse(raw)
@@ -387,6 +391,7 @@ class RunFileSource:
                             order.append(run_id)
                         index = RECORDED if "findings" in record else PENDING
                         curves[run_id].add(line.step, line.loss, offset, index)
+                        curves[run_id].metrics.add_record(line.step, record)
                     number += 1
         except OSError:
             return
@@ -485,6 +490,7 @@ class RunFileSource:
             else:
                 index = PENDING  # _diagnose_file reaches it in file order
             curve.add(line.step, line.loss, offset, index)
+            curve.metrics.add(line.step, line.metrics)
             self._last = line
 
     def _count_corrupt(self, number: int, why: str) -> None:
@@ -706,6 +712,16 @@ class RunFileSource:
                 self._decoded[offset] = item
             out.append(item)
         return out
+
+    def metric_series(self, name: str) -> tuple[tuple[str, ...], Series]:
+        """The names the shown run logged (``metrics``), and ``name``'s steps and values over
+        the whole run (empty when it has none): what the monitor's "this run" panel plots."""
+        with self._lock:
+            located = self._locate()
+            if located is None:
+                return (), ((), ())
+            metrics = located[1].metrics
+            return metrics.names(), metrics.series(name)
 
     def _snapshot_at(self, offset: int) -> Snapshot | None:
         """The snapshot line at ``offset``; None (and counted once as corrupt) when it cannot

@@ -138,7 +138,8 @@ def columns(
 ) -> tuple[list[float | None], list[bool], int, int]:
     """The series on ``width`` columns over its steps: per column the value it shows (None
     before the first point), whether a non-number arrived there, and the first and last step."""
-    first, last = steps[0], steps[-1]
+    # A file from elsewhere may not keep its steps in order: the range is the steps' own.
+    first, last = min(steps), max(steps)
     span = last - first
     shown: list[float | None] = [None] * width
     nan = [False] * width
@@ -183,7 +184,8 @@ def plot(
     for i, value in enumerate(shown):
         if value is None or not math.isfinite(value):
             continue
-        where = 0.5 if high == low else (value - low) / (high - low)
+        # Halved first: the span of two finite floats may not be one (-1e308 to 1e308).
+        where = 0.5 if high == low else (value / 2 - low / 2) / (high / 2 - low / 2)
         heights[i] = 1 + round(where * (levels - 1))
     out: list[Text] = []
     for row in range(rows):

@@ -54,6 +54,7 @@ from .predictions import PredictionPanel
 from .saving import save_preset
 from .screens import MonitorScreen, Palette
 from .status import StatusLine, knobs
+from .thisrun import KEY as METRIC_KEY
 from .toosmall import MIN_HEIGHT, MIN_WIDTH, TooSmall
 
 if TYPE_CHECKING:
@@ -268,7 +269,7 @@ class BpmonApp(App[None]):
             show=False,
         ),
         _key("l", "toggle_log", "log", "Loss axis: log / linear", show=False),
-        _key("g", "metric", "metric", "Plot the next number the script logged", show=False),
+        _key(METRIC_KEY, "metric", "metric", "Plot the next number the script logged", show=False),
         _key("question_mark", "help", "help", "This help"),
         _key("q", "quit", "quit", "Quit (stops the training thread)"),
         _key("ctrl+c", "quit", "quit", "Quit", show=False),

@@ -180,14 +180,23 @@ def test_the_replay_cursor_marks_the_plot_and_a_number_not_in_its_line(tmp_path:
 
 def test_a_followed_file_plots_the_lines_it_gains(tmp_path: Path) -> None:
     path = tmp_path / "run.jsonl"
-    path.write_text(
-        header_line(NAMES, name="metrics")
-        + "".join(torch_line(NAMES, s, [["tokens_per_s", float(s)]]) for s in (10, 20))
-    )
+    path.write_text(header_line(NAMES, name="metrics"))
     app = run_file_app(path, mode="watch")
 
     async def body(pilot: Pilot[Any]) -> None:
+        # Before the first snapshot line the panel says so (not "lr nan").
+        waiting = await wait_screen(
+            pilot,
+            lambda s: (
+                "─ this run " in s
+                and any("waiting for the first snapshot" in x for x in panel_lines(s))
+            ),
+            "the panel waiting",
+        )
+        with path.open("a") as f:
+            f.write("".join(torch_line(NAMES, s, [["tokens_per_s", float(s)]]) for s in (10, 20)))
         await wait_shows(pilot, "WATCHING", "tokens_per_s")
+        assert "lr " not in " ".join(panel_lines(waiting)), waiting
         await wait_screen(
             pilot, lambda s: panel_lines(s)[-1].split() == ["10", "20"], "the first two steps"
         )

@@ -251,11 +251,14 @@ def picture(
     ``names`` are every name the run logged so far, ``chosen`` the one plotted and ``series``
     its steps and values over the run."""
     width = max(1, width)
+    logged = metric_lines(snapshot)
+    if snapshot.step == 0 and not names and not logged and math.isnan(snapshot.lr):
+        # A followed file with no snapshot line yet: nothing is known, not an lr of nan.
+        return _join([Text("waiting for the first snapshot", style=styles.label)], width, height)
     lines: list[Text] = [
         fit(label, value, width, styles.label, styles.alarm if alarm else None)
         for label, value, alarm in figure_lines(snapshot, width)
     ]
-    logged = metric_lines(snapshot)
     if not names and not logged:
         lines.append(Text())
         lines.extend(_cut(Text(hint, style=styles.label), width) for hint in HINT)

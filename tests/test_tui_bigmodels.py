@@ -178,7 +178,8 @@ def test_a_torch_run_shows_its_figures_instead_of_predictions(tmp_path: Path) ->
 
     async def body(pilot: Pilot[Any]) -> None:
         screen = await wait_shows(pilot, "this run", "val_loss", "tokens_per_s")
-        assert "‖g‖ pre-clip 2.5 / clip 1 x0.40" in screen
+        # The value right-aligned after its label (bpmon.tui.thisrun).
+        assert re.search(r"‖g‖ pre-clip +2\.5 / clip 1 x0\.40 │", screen), screen
         assert "62% of recent updates" in screen
         assert "input  target" not in screen
 

@@ -72,6 +72,7 @@ class Backfill(LineDecoding):
                                 offset,
                                 fast_index,
                             )
+                            curves[run_id].metrics.add_line(int(step), raw)
                             number += 1
                             continue
                     record = _parse(raw)
@@ -104,6 +105,7 @@ class Backfill(LineDecoding):
                             order.append(run_id)
                         index = RECORDED if "findings" in record else PENDING
                         curves[run_id].add(line.step, line.loss, offset, index)
+                        curves[run_id].metrics.add_record(line.step, record)
                     number += 1
         except OSError:
             return

@@ -7,6 +7,7 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass, field
 
+from bpmon.metrichistory import MetricHistory
 from bpmon.readback import RunInfo
 from bpmon.runmodel import LayerStats
 
@@ -26,6 +27,7 @@ class _Curve:
     findings: array[int] = field(default_factory=lambda: array("i"))
     first_layers: tuple[LayerStats, ...] = ()
     info: RunInfo = field(default_factory=RunInfo)
+    metrics: MetricHistory = field(default_factory=MetricHistory)
 
     def add(self, step: int, loss: float, offset: int, findings: int = -2) -> None:
         self.steps.append(step)
@@ -38,6 +40,7 @@ class _Curve:
         self.losses.extend(other.losses)
         self.offsets.extend(other.offsets)
         self.findings.extend(other.findings)
+        self.metrics.extend(other.metrics)
 
     def thinned(self, upto: int | None = None) -> tuple[tuple[int, ...], tuple[float, ...]]:
         """At most :data:`CURVE_POINTS` evenly spread points, the first and last kept; NaN

@@ -78,6 +78,7 @@ class LineDecoding(FileState):
             else:
                 index = PENDING  # _diagnose_file reaches it in file order
             curve.add(line.step, line.loss, offset, index)
+            curve.metrics.add(line.step, line.metrics)
             self._last = line
 
     def _count_corrupt(self, number: int, why: str) -> None:

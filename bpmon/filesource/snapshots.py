@@ -9,6 +9,7 @@ from dataclasses import replace
 from bpmon.filesource.curve import PENDING, RECORDED
 from bpmon.filesource.decode import LineDecoding
 from bpmon.filesource.replay import ReplayPosition
+from bpmon.metrichistory import Series
 from bpmon.readback import change
 from bpmon.runmodel import Finding, LayerStats, Snapshot
 
@@ -165,3 +166,13 @@ class SnapshotBuilding(ReplayPosition, LineDecoding):
             mode=self._mode_word(),
             detail=detail,
         )
+
+    def metric_series(self, name: str) -> tuple[tuple[str, ...], Series]:
+        """The names the shown run logged (``metrics``), and ``name``'s steps and values over
+        the whole run (empty when it has none): what the monitor's "this run" panel plots."""
+        with self._lock:
+            located = self._locate()
+            if located is None:
+                return (), ((), ())
+            metrics = located[1].metrics
+            return metrics.names(), metrics.series(name)

@@ -54,6 +54,7 @@ from .predictions import PredictionPanel
 from .saving import save_preset
 from .screens import MonitorScreen, Palette
 from .status import StatusLine, knobs
+from .thisrun import KEY as METRIC_KEY
 from .toosmall import MIN_HEIGHT, MIN_WIDTH, TooSmall
 
 if TYPE_CHECKING:
@@ -268,6 +269,7 @@ class BpmonApp(App[None]):
             show=False,
         ),
         _key("l", "toggle_log", "log", "Loss axis: log / linear", show=False),
+        _key(METRIC_KEY, "metric", "metric", "Plot the next number the script logged", show=False),
         _key("question_mark", "help", "help", "This help"),
         _key("q", "quit", "quit", "Quit (stops the training thread)"),
         _key("ctrl+c", "quit", "quit", "Quit", show=False),
@@ -332,6 +334,10 @@ class BpmonApp(App[None]):
         history = getattr(self.source, "layer_history", None)
         if panel is not None and callable(history):
             panel.history_of = history
+        figures = self._prediction_panel()
+        series = getattr(self.source, "metric_series", None)
+        if figures is not None and callable(series):
+            figures.series_of = series
         if not self.source.alive:
             self.source.start()
         # Owned by the screen that holds the panels, so the timer goes when they go and never
@@ -407,6 +413,9 @@ class BpmonApp(App[None]):
             return not self._live() and self.source.supports("toggle_pause")
         if action == "save":
             return self.source.supports("restart")
+        if action == "metric":
+            figures = self._prediction_panel()
+            return figures is not None and bool(figures.metric_names)
         if action == "findings":
             # Under the help, enter is the help's (it closes it).
             return not isinstance(self.screen, HelpScreen)
@@ -559,6 +568,14 @@ class BpmonApp(App[None]):
 
     def action_toggle_log(self) -> None:
         self.log_scale = not self.log_scale
+
+    def _prediction_panel(self) -> PredictionPanel | None:
+        return next(self.query("#predictions").results(PredictionPanel), None)
+
+    def action_metric(self) -> None:
+        figures = self._prediction_panel()
+        if figures is not None:
+            figures.next_metric()
 
     def _gradient_panel(self) -> GradientPanel | None:
         found = self.query("#gradients").results(GradientPanel)

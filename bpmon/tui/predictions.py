@@ -1,23 +1,30 @@
 """The lower-right panel: for bpmon's own runs the prediction table (a few training points, what
 the network says about them, right or wrong); for a run that has no predictions (a PyTorch run
-read from its run file), the figures that run does have (:func:`run_figures`): the global
-gradient norm before clipping against the clipping threshold, how often clipping acted, the lr
-of each parameter group, and every other number the script logged. The panel shows the figures
-as the snapshot gives them: it computes none."""
+read from its run file), the figures that run does have, laid out by :mod:`bpmon.tui.thisrun`:
+the global gradient norm before clipping against the clipping threshold, how often clipping
+acted, the lr of each parameter group, every other number the script logged, and one of those
+plotted over the run (``g`` picks the next). The panel shows the figures as the snapshot and the
+reader give them: it computes none."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Hashable
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable
 
+from bpmon.metrichistory import Series
 from bpmon.trainer import Prediction, Snapshot
 
 from .status import format_percent, format_r2
+from .thisrun import Styles, picture
+from .thisrun import figure as figure
+from .thisrun import run_figures as run_figures
 from .view import SnapshotView, TextLine
 
 # Wider inputs (digits has 64) show their first values and an ellipsis.
@@ -27,6 +34,10 @@ _VALUE_WIDTH = 5
 _CLASS_WIDTH = 6
 _COLUMNS = ("input", "target", "output", "ok")
 _NUMBER_WIDTH = 8
+# Before the first layout the figures have no size; the panel's at 80x24 then.
+_FIGURES_WIDTH = 38
+_FIGURES_HEIGHT = 12
+MetricSeries = Callable[[str], tuple[tuple[str, ...], Series]]
 
 
 def format_number(value: float) -> str:
@@ -77,6 +88,9 @@ class PredictionPanel(Vertical, SnapshotView):
         "predictions--wrong",
         "predictions--label",
         "predictions--clipped",
+        "predictions--chosen",
+        "predictions--bars",
+        "predictions--cursor",
     }
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
@@ -87,6 +101,10 @@ class PredictionPanel(Vertical, SnapshotView):
         )
 
         self.figures = TextLine(id="run-figures")
+        self._series_of: MetricSeries | None = None
+        self.metric: str | None = None
+        """The logged name plotted (None: the first)."""
+        self.metric_names: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
         yield self.table
@@ -171,65 +189,59 @@ class PredictionPanel(Vertical, SnapshotView):
         self.table.update_cell(str(row), column, cell)
 
     def _figures(self, snapshot: Snapshot) -> Text:
-        label = self.get_component_rich_style("predictions--label", partial=True)
-        loud = self.get_component_rich_style("predictions--clipped", partial=True)
-        figures = run_figures(snapshot)
-        width = max((len(name) for name, _, _ in figures), default=0)
-        text = Text()
-        for i, (name, value, alarm) in enumerate(figures):
-            if i:
-                text.append("\n")
-            text.append(f"{name:<{width}} ", label)
-            text.append(value, loud if alarm else None)
-        if not any(name not in ("lr", "lrs") for name, _, _ in figures):
-            text.append("\n\nno other numbers in this run file:", label)
-            text.append("\nmon.log(val_loss=...) records them", label)
-        return text
+        size = self.figures.content_size
+        width = size.width or _FIGURES_WIDTH
+        height = size.height or _FIGURES_HEIGHT
+        if self.series_of is None:
+            # No reader to ask (a snapshot shown on its own): this line's numbers, one point each.
+            names = tuple(name for name, _ in snapshot.metrics)
+            chosen = self.metric if self.metric in names else next(iter(names), None)
+            point = dict(snapshot.metrics).get(chosen or "")
+            series: Series = ((snapshot.step,), (point,)) if point is not None else ((), ())
+        else:
+            names, series = self.series_of(self.metric or "")
+            chosen = self.metric if self.metric in names else next(iter(names), None)
+            if chosen != self.metric and chosen is not None:
+                series = self.series_of(chosen)[1]
+        self.metric = chosen
+        self.metric_names = names
+        return picture(snapshot, names, chosen, series, width, height, self._styles())
 
+    def _styles(self) -> Styles:
+        def style(name: str) -> Style:
+            return self.get_component_rich_style(f"predictions--{name}", partial=True)
 
-def figure(value: float | None) -> str:
-    """A logged number in at most 9 cells: ``0.0006``, ``1.234``, ``12,345``, ``1.2e+09``."""
-    if value is None:
-        return "—"
-    if not math.isfinite(value):
-        return str(value)
-    if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-4):
-        return f"{value:.2e}"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.4g}"
+        return Styles(
+            label=style("label"),
+            alarm=style("clipped"),
+            chosen=style("chosen"),
+            bars=style("bars"),
+            cursor=style("cursor"),
+        )
 
+    @property
+    def series_of(self) -> MetricSeries | None:
+        """Where a run's logged numbers come from over its steps (a run file's reader)."""
+        return self._series_of
 
-def run_figures(snapshot: Snapshot) -> list[tuple[str, str, bool]]:
-    """What a run without predictions shows in their place, as (label, value, alarm) lines.
-    The fields may be absent from the snapshot (older run files and writers): what is not
-    there is not shown."""
-    out: list[tuple[str, str, bool]] = []
-    total: float | None = getattr(snapshot, "grad_norm_total", None)
-    clip: float | None = getattr(snapshot, "clip_max", None)
-    factor: float | None = getattr(snapshot, "clip_factor", None)
-    share: float | None = getattr(snapshot, "clipped_share", None)
-    if total is not None:
-        line = figure(total)
-        if clip is not None:
-            line += f" / clip {figure(clip)}"
-        clipped = factor is not None and factor < 1.0
-        if clipped and factor is not None:
-            line += f" x{factor:.2f}"
-        out.append(("‖g‖ pre-clip", line, clipped or not math.isfinite(total)))
-    elif clip is not None:
-        out.append(("clip at", figure(clip), False))
-    if share is not None:
-        out.append(("clipped", f"{share * 100:.0f}% of recent updates", share >= 0.5))
-    lrs: tuple[float, ...] = tuple(getattr(snapshot, "lrs", ()) or ())
-    if len(lrs) > 1:
-        out.append(("lrs", " · ".join(figure(x) for x in lrs), False))
-    else:
-        out.append(("lr", figure(lrs[0] if lrs else snapshot.lr), False))
-    metrics: tuple[tuple[str, float], ...] = tuple(getattr(snapshot, "metrics", ()) or ())
-    for name, value in metrics:
-        out.append((name, figure(value), not math.isfinite(value)))
-    return out
+    @series_of.setter
+    def series_of(self, series_of: MetricSeries | None) -> None:
+        self._series_of = series_of
+        self.redraw()
+
+    def next_metric(self) -> bool:
+        """Plot the next name the run logged (after the last, the first); False when there is
+        none to plot."""
+        names = self.metric_names
+        if not names:
+            return False
+        at = names.index(self.metric) + 1 if self.metric in names else 0
+        self.metric = names[at % len(names)]
+        self.redraw()
+        return True
+
+    def context(self) -> tuple[Hashable, ...]:
+        return (self.metric, self._series_of is not None)
 
 
 def scores(snapshot: Snapshot) -> str:

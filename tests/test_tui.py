@@ -144,8 +144,11 @@ async def went_round(pilot: Pilot[Any], trainer: Trainer, times: int = 3) -> Non
 def screen_text(app: App[Any]) -> str:
     """The screen as text, one line per row, read from Textual's SVG screenshot."""
     width, height = app.size
+    found = _TEXT.findall(app.export_screenshot())
+    # Just after a resize the screenshot may still hold the old, taller screen: its own rows.
+    height = max([height, *(int(line) + 1 for _, line, _ in found)])
     rows = [[" "] * width for _ in range(height)]
-    for x, line, text in _TEXT.findall(app.export_screenshot()):
+    for x, line, text in found:
         row, col = rows[int(line)], round(float(x) / _CELL)
         for i, char in enumerate(html.unescape(text).replace("\xa0", " ")):
             if col + i < width:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from textual import events
 from textual.app import App, ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.command import CommandPalette
 from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
@@ -40,8 +40,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
 from bpmon.actions import ACTIONS
-from bpmon.config import RunConfig
-from bpmon.trainer import Command, CommandKind, Snapshot
+from bpmon.trainer import Command, Snapshot
 from bpmon.trainer.commands import data_refusal
 
 from .column import RunColumn
@@ -52,11 +51,10 @@ from .compare import (
     ROWS_ROOMY,
     ROWS_SHORT,
     RunFindingsScreen,
-    run_label,
 )
 from .findings import FindingsScreen
-from .help import HelpScreen
-from .keys import acts, bindings, row_of, shown_rows
+from .help import HelpScreen, help_rows
+from .keys import acts, bindings, row_of
 from .loss import LossPanel
 from .news import announcements, news
 from .palette import PaletteCommands
@@ -83,8 +81,6 @@ _FINDING_ROWS_TALL = 6
 _TALL = 40
 _RECORDED = "This is a recorded run: keys that change training do not apply."
 _NOT_LIVE = "That key does nothing here: this is not a live run."
-_QUIT_READER = "Quit (the file is only read: its writer goes on)"
-_QUIT_BOTH = "Quit (stops both training threads)"
 _ROWS = {"up": -1, "down": 1, "pageup": -2, "pagedown": 2}
 
 
@@ -198,14 +194,12 @@ class BpmonApp(App[None]):
 
     def on_resize(self, event: events.Resize) -> None:
         self.terminal_size = event.size
-        self.wide = event.size.width >= WIDE_WIDTH
-        self.compact = event.size.width < FULL_WIDTH
+        width, height = event.size
+        self.wide, self.compact = width >= WIDE_WIDTH, width < FULL_WIDTH
         if len(self.columns) == 1:
-            tall = event.size.height >= _TALL
-            self.finding_rows = _FINDING_ROWS_TALL if tall else _FINDING_ROWS_SHORT
+            self.finding_rows = _FINDING_ROWS_TALL if height >= _TALL else _FINDING_ROWS_SHORT
         else:
-            roomy = event.size.height >= ROOMY_HEIGHT
-            self.finding_rows = ROWS_ROOMY if roomy else ROWS_SHORT
+            self.finding_rows = ROWS_ROOMY if height >= ROOMY_HEIGHT else ROWS_SHORT
 
     # -- frames ----------------------------------------------------------------------------------
 
@@ -298,18 +292,20 @@ class BpmonApp(App[None]):
             recorded = self.snapshot is not None and bool(self.snapshot.mode)
             self.notify(_RECORDED if recorded else _NOT_LIVE, severity="warning")
 
-    def _send(self, kind: CommandKind, amount: float = 0.0, **details: object) -> bool:
-        if not self.source.supports(kind):
+    def send(self, command: Command) -> bool:
+        """Send ``command`` to the active source (the keys' and the palette's way), or say that
+        it does not apply there."""
+        if not self.source.supports(command.kind):
             self._refused()
             return False
-        self.source.send(Command(kind, float(amount), **details))  # type: ignore[arg-type]
+        self.source.send(command)
         return True
 
     def action_send(self, action: str) -> None:
         """The command of the table's row ``action``, to the active source."""
         row = ACTIONS[action]
         if row.command is not None:
-            self._send(row.command, row.amount, key=row.setting)
+            self.send(Command(row.command, row.amount, key=row.setting))
 
     def action_quit_keys(self) -> None:
         self.notify("q quits (ctrl+c too).", severity="information")
@@ -321,7 +317,7 @@ class BpmonApp(App[None]):
             why = {"error": "stopped on an error", "stopped": "been stopped"}.get(state, state)
             self.notify(f"The run has {why}; r restarts it.", severity="warning")
             return
-        if not self._send("toggle_pause"):
+        if not self.send(Command("toggle_pause")):
             return
         wanted = "paused" if state == "running" else "running"
         # A step can take seconds; until a snapshot shows the new state, the status line says
@@ -332,11 +328,11 @@ class BpmonApp(App[None]):
         if (self.column.pending or self.source.latest().state) != "paused":
             self.notify("n steps a paused run; space pauses.", severity="warning")
             return
-        self._send("step")
+        self.send(Command("step"))
 
     def action_boundary(self) -> None:
         # On or off by what the trainer last published, so the key always does what it shows.
-        self._send("boundary", 0.0 if self.source.latest().boundary is not None else 1.0)
+        self.send(Command("boundary", 0.0 if self.source.latest().boundary is not None else 1.0))
 
     def action_data(self) -> None:
         snapshot = self.source.latest()
@@ -351,18 +347,9 @@ class BpmonApp(App[None]):
     def action_save(self) -> None:
         save_run(self, self.source.latest())
 
-    # The command palette's choices (bpmon.tui.palette): the same commands as the keys.
-
-    def apply_setting(self, key: str, value: str | float) -> None:
-        """Set configuration ``key`` to ``value`` and restart (the trainer validates it)."""
-        self._send("set", key=key, value=value)
-
-    def choose_preset(self, name: str, config: RunConfig) -> None:
-        """Restart from preset ``name``'s configuration; the status line then names it."""
-        self._send("restart", config=config, value=name)
-
     def set_pace(self, pace: float) -> None:
-        self._send("pace", value=pace)
+        """The live run's pace, in steps per second (the palette's choice)."""
+        self.send(Command("pace", value=pace))
 
     # -- what only the UI does --------------------------------------------------------------------
 
@@ -394,21 +381,4 @@ class BpmonApp(App[None]):
         if isinstance(self.screen, HelpScreen):
             self.screen.dismiss()
             return
-        self.push_screen(HelpScreen(self.help_rows()))
-
-    def help_rows(self) -> list[tuple[str, str]]:
-        """The keys that act on the active source, one row each, in the table's order."""
-        rows = []
-        if len(self.columns) > 1:
-            label = run_label(self.active, self.snapshot)
-            rows.append(("", f"The keys act on {label}, the highlighted column; tab swaps."))
-        trains = self.source.supports("step")
-        for row in shown_rows():
-            if not self.applies(row, in_help=True):
-                continue
-            keys = row.display or self.get_key_display(Binding(row.keys[0], ""))
-            text = row.help
-            if row.id == "quit":
-                text = _QUIT_READER if not trains else _QUIT_BOTH if len(self.columns) > 1 else text
-            rows.append((keys, text))
-        return rows
+        self.push_screen(HelpScreen(help_rows(self)))

@@ -27,7 +27,13 @@ from bpmon.config import HIDDEN_ACTIVATIONS, INITS, OPTIMIZERS
 from bpmon.errors import BpmonError
 from bpmon.presets import available, load_file
 from bpmon.text import printable
-from bpmon.trainer.commands import BATCH_SIZES, PACES, PLAYGROUND_DATASETS, format_pace
+from bpmon.trainer.commands import (
+    BATCH_SIZES,
+    PACES,
+    PLAYGROUND_DATASETS,
+    Command,
+    format_pace,
+)
 
 from .keys import shown_rows
 
@@ -103,7 +109,7 @@ def entries(app: BpmonApp) -> list[Entry]:
                     Entry(
                         f"{setting.label}: {setting.show(value)}",
                         f"{setting.key} = {_plain(value)} (restarts)",
-                        partial(app.apply_setting, setting.key, value),
+                        partial(app.send, Command("set", key=setting.key, value=value)),
                     )
                 )
     if app.source.supports("pace"):
@@ -131,7 +137,7 @@ def _preset_entries(app: BpmonApp) -> list[Entry]:
                 # A preset file may come from elsewhere: its text is shown, never sent.
                 f"Preset: {printable(preset.name)}",
                 printable(preset.description),
-                partial(app.choose_preset, preset.name, preset.config),
+                partial(app.send, Command("restart", config=preset.config, value=preset.name)),
             )
         )
     return found

@@ -97,10 +97,11 @@ class Action:
     What it maps to: ``command``, the :class:`~bpmon.trainer.commands.Command` kind it sends,
     with ``amount`` and ``setting`` (the configuration key a ``cycle`` steps); or ``run``, the
     app's own action (``"help"``; ``{key}`` stands for the key pressed) where the key is the
-    view's or needs a check first. ``otherwise``: the notice where it does not apply (a
-    generic one, once, for a live run's key on a run file). ``display``: the keys as the help
-    shows them, for keys Textual binds itself. ``one_run``: the notice where it does not apply
-    because several runs are side by side.
+    view's or needs a check first. ``otherwise``: the notice where it does not apply (by
+    default, for a key that trains, a generic one, once: keys that change training do not
+    apply to a run file; a live run's key that does not train says its own). ``display``: the
+    keys as the help shows them, for keys Textual binds itself. ``one_run``: the notice where it
+    does not apply because several runs are side by side.
 
     Advice: ``key`` is the key advice shows on a live run, ``via`` the action whose keys apply
     this one (``leaky_relu`` is the activation key), ``where`` the runs it applies to and
@@ -402,6 +403,7 @@ ACTIONS: dict[str, Action] = {
             show=False,
             trains=False,
             run="save",
+            otherwise="s saves a live run as a preset; this one is read from a file.",
         ),
         # A replay's keys.
         Action(
@@ -660,6 +662,9 @@ def _check() -> None:
             raise ImportError(f"bpmon.actions: {row.id}'s advice key {row.key!r} is not bound")
         if row.command is None and not row.run and row.keys:
             raise ImportError(f"bpmon.actions: {row.id} has keys and does nothing")
+        if row.sources == LIVE and row.keys and not row.trains and not row.otherwise:
+            # The generic notice says that keys changing training do not apply to a file.
+            raise ImportError(f"bpmon.actions: {row.id} needs its own 'otherwise' notice")
     seen: dict[tuple[str, str, str], str] = {}
     for row in ACTIONS.values():
         for key in row.keys[:1]:

@@ -14,7 +14,15 @@ from typing import Any
 
 import pytest
 from test_cli import bpmon, one_line_error
-from test_tui import drive, press, wait_latest, wait_screen, wait_shows
+from test_tui import (
+    drive,
+    frames,
+    press,
+    screen_text,
+    wait_latest,
+    wait_screen,
+    wait_shows,
+)
 from test_tui_runfiles import RUN_V1
 from test_tui_snapshots import SIZES, SnapCompare, settle
 from textual.pilot import Pilot
@@ -86,6 +94,11 @@ def test_the_cursor_keys_move_the_active_run_only_and_tab_moves_them(restarted: 
         await press(pilot, "left", "left")
         screen = await wait_shows(pilot, "snapshot 12/14")
         assert "snapshot 1/11" in screen, "A's cursor moved with B's key"
+        # Back over B's restart: the cursor moved, no key changed the run, nothing to announce.
+        await press(pilot, "home")
+        await wait_shows(pilot, "snapshot 1/14")
+        await frames(pilot)
+        assert "restarted" not in screen_text(app)
         # The help lists the replay's keys and tab, for run B; a live run's keys say, once,
         # that they do not apply to a recording.
         await press(pilot, "question_mark")
@@ -96,6 +109,9 @@ def test_the_cursor_keys_move_the_active_run_only_and_tab_moves_them(restarted: 
         await wait_shows(pilot, "This is a recorded run")
         await press(pilot, "v")
         await wait_shows(pilot, "for one run at a time")
+        # A live run's key that does not train says its own notice.
+        await press(pilot, "s")
+        await wait_shows(pilot, "s saves a live run")
 
     drive(app, body)
 

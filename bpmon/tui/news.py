@@ -37,10 +37,12 @@ def news(old: Snapshot | None, new: Snapshot) -> list[Said]:
 
 def announcements(index: int, columns: int, old: Snapshot | None, new: Snapshot) -> list[Said]:
     """What column ``index`` of ``columns`` says for ``new`` after ``old``: alone, its
-    :func:`news`; beside others, also what changed, each line after the run's name
-    (``run B (digits-relu-bn): activation sigmoid → relu (restarted)``)."""
+    :func:`news`; beside others, also what a key changed in a live run, each line after the
+    run's name (``run B (digits-relu-bn): activation sigmoid → relu (restarted)``)."""
     if columns == 1:
         return news(old, new)
     label = run_label(index, new)
-    said: list[Said] = [(f"{label}: {m}", "", "information") for m in changes(old, new)]
+    # A recorded run's cursor moving over a restart is not a key changing the run.
+    changed = [] if new.mode else changes(old, new)
+    said: list[Said] = [(f"{label}: {m}", "", "information") for m in changed]
     return said + [(f"{label}: {m}", title, sev) for m, title, sev in news(old, new)]

@@ -169,10 +169,6 @@ class BpmonApp(App[None]):
     def on_mount(self) -> None:
         for column in self.columns:
             column.snapshot = column.source.latest()
-            # A run file's reader knows the snapshots before its cursor; a trainer's come here.
-            history = getattr(column.source, "layer_history", None)
-            if len(self.columns) == 1 and callable(history):
-                column.gradients().history_of = history
             column.show_active(column is self.column)
         self._shared_loss()
         self.snapshot = self.column.snapshot

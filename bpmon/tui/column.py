@@ -81,6 +81,12 @@ class RunColumn(Vertical):
             RunColumn.snapshot, max_rows=RunColumn.finding_rows
         )
 
+    def on_mount(self) -> None:
+        # A run file's reader knows the snapshots before its cursor; a trainer's come here.
+        history = getattr(self.source, "layer_history", None)
+        if self.single and callable(history):
+            self.gradients().history_of = history
+
     def watch_snapshot(self, old: Snapshot | None, new: Snapshot | None) -> None:
         if new is None or not self.pending:
             return

@@ -64,3 +64,19 @@ def test_the_trainer_takes_what_the_table_sends_a_live_run() -> None:
     live = {a.command for a in ACTIONS.values() if a.command and "live" in a.sources}
     assert live <= TRAINER_COMMANDS == HANDLERS.keys()
     assert not CURSOR_COMMANDS & TRAINER_COMMANDS
+
+
+def test_a_kind_the_trainer_does_not_take_does_nothing() -> None:
+    from bpmon.launch import live_trainer
+    from bpmon.presets import load_preset
+    from bpmon.trainer import Command
+
+    preset = load_preset("xor")
+    trainer = live_trainer(preset.config, preset.name)
+    assert not trainer.supports("seek")
+    trainer.send(Command("seek", 1))
+    trainer.send(Command("lr", 2.0))
+    snap = trainer.run(max_steps=2)
+    # The run went on, and the command after the one it does not take was applied.
+    assert snap.step == 2
+    assert snap.lr == 2 * preset.config.train.lr

@@ -249,8 +249,11 @@ class Trainer:
 
     def _handle(self, command: Command) -> None:
         # One handler per kind the trainer takes (TRAINER_COMMANDS, from the action table):
-        # HANDLERS, below the class, is checked against it at import.
-        HANDLERS[command.kind](self, command)
+        # HANDLERS, below the class, is checked against it at import. A kind it does not take
+        # (a replay's cursor) does nothing, as supports() says.
+        handler = HANDLERS.get(command.kind)
+        if handler is not None:
+            handler(self, command)
         self._publish()
 
     def _on_stop(self, command: Command) -> None:

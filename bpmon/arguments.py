@@ -207,5 +207,11 @@ def run_file_parser(command: str) -> argparse.ArgumentParser:
         "watch": "Follow a run file as its writer appends to it (a DIR: its newest *.jsonl).",
     }[command]
     p = Parser(prog=f"bpmon {command}", description=what)
-    p.add_argument("path", metavar="RUN.jsonl" if command == "replay" else "RUN.jsonl|DIR")
+    metavar = "RUN.jsonl" if command == "replay" else "RUN.jsonl|DIR"
+    p.add_argument("path", metavar=metavar)
+    p.add_argument(
+        "--compare",
+        metavar=metavar,
+        help="a second run file, side by side with the first (tab moves the keys to it)",
+    )
     return p

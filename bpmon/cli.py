@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 # working without one (`bpmon --preset xor`).
                 command = argv[0]
                 run_file_args = run_file_parser(command).parse_args(argv[1:])
-                return _finish(run_file_main(command, run_file_args.path))
+                return _finish(run_file_main(command, run_file_args.path, run_file_args.compare))
             args = _parser().parse_args(argv)
         except SystemExit as exc:
             # --help (0) or a usage error (2, already on stderr). Returned, not raised, so that

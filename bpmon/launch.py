@@ -232,13 +232,15 @@ def open_run_file(command: str, path: str) -> RunFileSource:
     return source
 
 
-def run_file_main(command: str, path: str) -> int:
-    """``bpmon replay`` / ``bpmon watch``: the monitor over a run file."""
+def run_file_main(command: str, path: str, compare: str | None = None) -> int:
+    """``bpmon replay`` / ``bpmon watch``: the monitor over a run file, side by side with a
+    second one with ``--compare`` (both opened, and so checked, before the monitor starts)."""
     source = open_run_file(command, path)
+    other = None if compare is None else open_run_file(command, compare)
     needs_terminal()
     from bpmon.tui import run_app
 
-    return run_app(source)
+    return run_app(source, other)
 
 
 def compared(args: argparse.Namespace) -> tuple[RunConfig, Preset] | None:

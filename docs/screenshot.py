@@ -17,7 +17,6 @@ from bpmon.launch import live_trainer
 from bpmon.presets import load_preset
 from bpmon.trainer import Trainer
 from bpmon.tui.app import BpmonApp
-from bpmon.tui.compare import CompareApp
 
 PRESET, STEPS, SIZE = "sigmoid-vanishing", 300, (120, 36)
 # The pair: the vanishing preset beside its fix, same data, depth and width.
@@ -40,7 +39,7 @@ async def shoot(app: App[None], size: tuple[int, int], out: Path) -> None:
 
 async def main(folder: Path) -> None:
     await shoot(BpmonApp(trained(PRESET)), SIZE, folder / "screenshot.svg")
-    app = CompareApp(trained(PRESET), trained(COMPARED))
+    app = BpmonApp(trained(PRESET), trained(COMPARED))
     await shoot(app, COMPARE_SIZE, folder / "compare.svg")
 
 

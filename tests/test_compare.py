@@ -1,7 +1,7 @@
 """Two runs side by side (``--compare``): the command line, headless and JSON output, exit codes,
 and the monitor's keys (``tab`` moves them; a key that changes a run says which one).
 
-The monitor tests drive :class:`CompareApp` the way :mod:`test_tui` drives the single-run app:
+The monitor tests drive :class:`BpmonApp` with two columns the way :mod:`test_tui` drives one:
 keys in, the screen (toasts included) and the trainers' public ``latest()`` snapshots out.
 """
 
@@ -33,7 +33,8 @@ from textual.pilot import Pilot
 from bpmon.config import HIDDEN_ACTIVATIONS, MIN_DEPTH, ActivationName
 from bpmon.launch import live_trainer
 from bpmon.trainer import Trainer
-from bpmon.tui.compare import CompareApp, changes
+from bpmon.tui.app import BpmonApp
+from bpmon.tui.compare import changes
 
 EPOCHS = "20"
 # Wide enough for a toast to hold an announcement on one line.
@@ -261,12 +262,12 @@ def wait_threads() -> bool:
     return True
 
 
-def compare_app() -> tuple[Trainer, Trainer, CompareApp]:
+def compare_app() -> tuple[Trainer, Trainer, BpmonApp]:
     a, b = paused("xor"), paused("relu-bn")
-    return a, b, CompareApp(a, b)
+    return a, b, BpmonApp(a, b)
 
 
-def focused_id(app: CompareApp) -> str | None:
+def focused_id(app: BpmonApp) -> str | None:
     return None if app.focused is None else app.focused.id
 
 

@@ -21,21 +21,21 @@ from textual.pilot import Pilot
 
 from bpmon.launch import live_trainer
 from bpmon.presets import load_preset
-from bpmon.tui.compare import CompareApp
+from bpmon.tui.app import BpmonApp
 
 SnapCompare = Callable[..., bool]
 
 
-def the_issues_pair() -> CompareApp:
+def the_issues_pair() -> BpmonApp:
     """sigmoid-vanishing beside its fix, each a snapshot per step for 300 steps, so that the
     findings have held long enough to show."""
     fix = live_trainer(load_preset("digits-relu-bn").config, preset="digits-relu-bn", interval=0)
     fix.run(max_steps=300)
-    return CompareApp(vanishing_trainer(), fix)
+    return BpmonApp(vanishing_trainer(), fix)
 
 
-def small_pair() -> CompareApp:
-    return CompareApp(paused_app("xor", 300).source, paused_app("relu-bn", 200).source)
+def small_pair() -> BpmonApp:
+    return BpmonApp(paused_app("xor", 300).source, paused_app("relu-bn", 200).source)
 
 
 async def with_findings(pilot: Pilot[Any]) -> None:
@@ -74,7 +74,7 @@ def test_a_diverged_run_beside_a_healthy_one(
 ) -> None:
     # At 80x24 the banner gives way (the status word and the divergence finding remain) so that
     # the chart keeps its rows; at 40 rows it shows.
-    app = CompareApp(paused_app("exploding", 10).source, paused_app("relu-bn", 200).source)
+    app = BpmonApp(paused_app("exploding", 10).source, paused_app("relu-bn", 200).source)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await wait_shows(pilot, "DIVERGED", "✖ divergence", "? help")

@@ -353,33 +353,35 @@ def test_what_each_preset_raises(name: str) -> None:
 
 
 def test_every_key_an_action_shows_is_bound_to_what_it_says() -> None:
-    """The advice on bpmon's own run names keys: each must be a key of the app that acts
-    there (not the catch-all that says a key does not apply)."""
+    """The advice on bpmon's own run names keys: each must be the first binding of its key that
+    a live run takes (not the catch-all that says a key does not apply), and send the command
+    the advice means."""
     from textual.binding import Binding
 
     from bpmon.tui.app import BpmonApp
 
-    bound: dict[str, set[str]] = {}
+    first: dict[str, str] = {}
     for binding in Binding.make_bindings(BpmonApp.BINDINGS):
         for key in binding.key.split(","):
-            bound.setdefault(key, set()).add(binding.action.partition("(")[0])
+            first.setdefault(key, binding.action)
     expected = {
-        "lr_down": "lr",
-        "lr_up": "lr",
-        "activation": "activation",
-        "leaky_relu": "activation",
-        "batchnorm": "batchnorm",
-        "depth_down": "depth",
-        "init": "cycle",
-        "restart": "restart",
+        "lr_down": ("lr", 0.5),
+        "lr_up": ("lr", 2.0),
+        "activation": ("activation", 1),
+        "leaky_relu": ("activation", 1),
+        "batchnorm": ("batchnorm", 0),
+        "depth_down": ("depth", -1),
+        "init": ("cycle", 1),
+        "restart": ("restart", 0),
     }
     keyed = {a.id for a in ACTIONS.values() if a.key is not None}
     assert keyed == set(expected)
     for action in keyed:
-        row = ACTIONS[action]
-        assert row.keys, action
+        row = ACTIONS[ACTIONS[action].via or action]
+        assert row.keys and "live" in row.sources, action
+        assert (row.command, row.amount) == expected[action], action
         for key in row.keys:
-            assert expected[action] in bound.get(key, set()), (action, key, bound.get(key))
+            assert first[key] == row.action(key), (action, key, first[key])
 
 
 # -- advice for where the run is (bpmon/actions.py) ------------------------------------------------
@@ -431,6 +433,7 @@ def test_keys_are_shown_only_where_they_apply() -> None:
 def test_every_action_renders_any_facts_as_one_line(
     facts: dict[str, float | str], where: Where
 ) -> None:
-    for action in ACTIONS.values():
-        text = action.render(where, facts)
+    # Every action a finding can name (the table's other rows are keys, with no advice wording).
+    for name in sorted({a for named in RULE_ACTIONS.values() for a in named}):
+        text = ACTIONS[name].render(where, facts)
         assert text and "\n" not in text and text.isprintable()

@@ -10,14 +10,46 @@ Besides the keys' own intents there are two generic ones over a configuration ke
 command palette). Both change the key with :func:`with_value` and both restart the run.
 The pace (steps per second, ``<`` ``>``) is the loop's, not the configuration's: see
 :func:`next_pace`.
+
+Which kinds a key sends, and to which source, is the action table's (:mod:`bpmon.actions`):
+the kinds here are derived from it, and the trainer's dispatch covers them (checked at import).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
-from typing import Literal, get_args
+from typing import get_args
 
+from bpmon.actions import (
+    ACTIONS,
+    BATCH_SIZES,
+    PACES,
+    PLAYGROUND_DATASETS,
+    CommandKind,
+    commands,
+)
+
+# Re-exported: the trainer's users import them from here.
+__all__ = [
+    "BATCH_SIZES",
+    "CURSOR_COMMANDS",
+    "CYCLES",
+    "CYCLE_KEYS",
+    "MULTICLASS_DATASETS",
+    "PACES",
+    "PLAYGROUND_DATASETS",
+    "RESTARTING_INTENTS",
+    "TRAINER_COMMANDS",
+    "Command",
+    "CommandKind",
+    "apply_intent",
+    "current_value",
+    "data_refusal",
+    "format_pace",
+    "next_pace",
+    "with_value",
+]
 from bpmon.config import (
     HIDDEN_ACTIVATIONS,
     INITS,
@@ -32,43 +64,17 @@ from bpmon.config import (
 )
 from bpmon.errors import BpmonError
 
-CommandKind = Literal[
-    "pause",
-    "resume",
-    "toggle_pause",
-    "step",
-    "restart",
-    "stop",
-    "activation",
-    "depth",
-    "batchnorm",
-    "lr",
-    # The decision boundary in the snapshots (bpmon.trainer.boundary): amount 1 on, 0 off.
-    "boundary",
-    # The pace of a live run (amount +1 faster / -1 slower, or ``value`` steps per second).
-    "pace",
-    # A configuration key to its next value in CYCLES (``key``), or to ``value`` (``key``).
-    "cycle",
-    "set",
-    # A replay's cursor (bpmon.sources): one snapshot on (amount +1 / -1), the first, the last,
-    # and the playback speed (amount: the factor).
-    "seek",
-    "home",
-    "end",
-    "speed",
-]
-# What a replay's cursor understands (bpmon.sources); a live run understands every other kind.
-CURSOR_COMMANDS: frozenset[CommandKind] = frozenset({"seek", "home", "end", "speed"})
+# What a replay's cursor understands (bpmon.sources): the replay's keys that a live run has not.
+CURSOR_COMMANDS: frozenset[CommandKind] = commands("replay") - commands("live")
+# A live run understands every other kind: its keys' (the table's), the palette's ``set`` and
+# ``restart`` with a configuration, and ``pause``, ``resume`` and ``stop`` for code that drives it.
 TRAINER_COMMANDS: frozenset[CommandKind] = frozenset(get_args(CommandKind)) - CURSOR_COMMANDS
 # The intents that change the configuration and restart the run; "lr" changes it live.
 RESTARTING_INTENTS: tuple[CommandKind, ...] = ("activation", "depth", "batchnorm", "cycle", "set")
 
-# The data sets the playground's ``d`` moves among: the 2-D ones, whose points a person can
-# picture. spiral and blobs are multiclass (a softmax over their classes), the others binary.
-PLAYGROUND_DATASETS: tuple[str, ...] = ("xor", "circle", "moons", "spiral", "blobs")
+# The multiclass sets among the playground's (bpmon.actions.PLAYGROUND_DATASETS): a softmax
+# over their classes; the others are binary.
 MULTICLASS_DATASETS: tuple[str, ...] = ("spiral", "blobs")
-# Mini-batch sizes for ``m``, largest first; 0 is the full batch.
-BATCH_SIZES: tuple[int, ...] = (0, 64, 16, 1)
 # What ``cycle`` steps through, per configuration key: one entry per key of the playground.
 CYCLES: dict[str, tuple[str | int, ...]] = {
     "model.init": INITS,
@@ -76,15 +82,12 @@ CYCLES: dict[str, tuple[str | int, ...]] = {
     "data.name": PLAYGROUND_DATASETS,
     "train.batch_size": BATCH_SIZES,
 }
-# The key a cycle is pressed with, for messages ("key i: ...").
+# The key a cycle is pressed with, for messages ("key i: ..."): the table's row for it.
 CYCLE_KEYS: dict[str, str] = {
-    "model.init": "i",
-    "train.optimizer": "o",
-    "data.name": "d",
-    "train.batch_size": "m",
+    a.setting: a.keys[0] for a in ACTIONS.values() if a.command == "cycle" and a.keys
 }
-# The paces ``<`` and ``>`` step through, in steps per second; inf is full speed.
-PACES: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0, math.inf)
+if set(CYCLE_KEYS) != set(CYCLES):
+    raise ImportError(f"bpmon.trainer.commands: cycles {sorted(CYCLES)} vs keys {CYCLE_KEYS}")
 
 
 @dataclass(frozen=True)

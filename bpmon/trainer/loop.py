@@ -39,7 +39,9 @@ from bpmon.errors import BpmonError
 from bpmon.trainer.boundary import BoundaryFeed
 from bpmon.trainer.commands import (
     RESTARTING_INTENTS,
+    TRAINER_COMMANDS,
     Command,
+    CommandKind,
     apply_intent,
     next_pace,
 )
@@ -199,42 +201,53 @@ class Trainer(TrainerHandle):
             self._handle(command)
 
     def _handle(self, command: Command) -> None:
-        kind = command.kind
-        if kind == "stop":
-            self._event("stop")
-        elif kind == "restart":
-            run_id = self._run_id
-            self._restart(command.config or self._run.config, "restart")
-            if self._run_id != run_id and isinstance(command.value, str):
-                # Another preset, chosen in the command palette: the status line names it.
-                self.preset = command.value
-        elif kind in RESTARTING_INTENTS or kind == "lr":
-            self._apply(command)
-        elif kind == "pace":
-            if command.value is not None:
-                pace = float(command.value)
-                if pace > 0:
-                    self._pace = pace
-                else:
-                    self._say(f"The pace must be more than 0 steps/s, not {command.value!r}.")
+        # One handler per kind the trainer takes (TRAINER_COMMANDS, from the action table):
+        # HANDLERS, below the class, is checked against it at import. A kind it does not take
+        # (a replay's cursor) does nothing, as supports() says.
+        handler = HANDLERS.get(command.kind)
+        if handler is not None:
+            handler(self, command)
+        self._publish()
+
+    def _on_stop(self, command: Command) -> None:
+        self._event("stop")
+
+    def _on_restart(self, command: Command) -> None:
+        run_id = self._run_id
+        self._restart(command.config or self._run.config, "restart")
+        if self._run_id != run_id and isinstance(command.value, str):
+            # Another preset, chosen in the command palette: the status line names it.
+            self.preset = command.value
+
+    def _on_pace(self, command: Command) -> None:
+        if command.value is not None:
+            pace = float(command.value)
+            if pace > 0:
+                self._pace = pace
             else:
-                self._pace, notice = next_pace(self._pace, command.amount)
-                if notice:
-                    self._say(notice)
-            self._pace_due = time.perf_counter()
-        elif kind == "toggle_pause":
-            self._event("toggle")
-        elif kind in ("pause", "resume"):
-            self._event(kind)
-        elif kind == "boundary":
-            why = self._boundary.ask(command.amount > 0, self._run.data)
-            if why:
-                self._say(why)
-        elif kind == "step" and self._state == "paused":
+                self._say(f"The pace must be more than 0 steps/s, not {command.value!r}.")
+        else:
+            self._pace, notice = next_pace(self._pace, command.amount)
+            if notice:
+                self._say(notice)
+        self._pace_due = time.perf_counter()
+
+    def _on_pause(self, command: Command) -> None:
+        kind = command.kind
+        self._event(
+            "toggle" if kind == "toggle_pause" else "pause" if kind == "pause" else "resume"
+        )
+
+    def _on_boundary(self, command: Command) -> None:
+        why = self._boundary.ask(command.amount > 0, self._run.data)
+        if why:
+            self._say(why)
+
+    def _on_step(self, command: Command) -> None:
+        if self._state == "paused":
             outcome = self._run.train_step()
             if outcome is not None:
                 self._event(outcome)
-        self._publish()
 
     def _apply(self, command: Command) -> None:
         try:
@@ -316,3 +329,19 @@ def _quiet_numpy() -> contextlib.AbstractContextManager[object]:
     (state "diverged" with step and layer); NumPy's warnings would only scribble over the
     terminal. ``errstate`` is per thread, so each training thread enters this itself."""
     return np.errstate(all="ignore")
+
+
+# The trainer's dispatch: a handler for each kind it takes.
+HANDLERS: dict[CommandKind, Callable[[Trainer, Command], None]] = {
+    "stop": Trainer._on_stop,
+    "restart": Trainer._on_restart,
+    **dict.fromkeys((*RESTARTING_INTENTS, "lr"), Trainer._apply),
+    "pace": Trainer._on_pace,
+    **dict.fromkeys(("toggle_pause", "pause", "resume"), Trainer._on_pause),
+    "boundary": Trainer._on_boundary,
+    "step": Trainer._on_step,
+}
+if HANDLERS.keys() != TRAINER_COMMANDS:
+    raise ImportError(
+        f"bpmon.trainer.loop: no handler for {sorted(TRAINER_COMMANDS - HANDLERS.keys())}"
+    )

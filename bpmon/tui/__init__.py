@@ -33,9 +33,8 @@ def run_app(source: Source, compare: Source | None = None) -> int:
     (alternate screen, mouse reporting and cursor) instead of being left in the app's modes.
     """
     from bpmon.tui.app import BpmonApp
-    from bpmon.tui.compare import CompareApp
 
-    app = BpmonApp(source) if compare is None else CompareApp(source, compare)
+    app = BpmonApp(source) if compare is None else BpmonApp(source, compare)
     codes = {signal.SIGTERM: EXIT_SIGTERM, signal.SIGHUP: EXIT_SIGHUP}
 
     async def main() -> None:

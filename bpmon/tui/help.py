@@ -1,8 +1,9 @@
-"""The help screen: every key, generated from the app's bindings so it cannot fall out of date."""
+"""The help screen: every key that acts on the run in view, from the action table
+(:data:`bpmon.actions.ACTIONS`) so it cannot fall out of date."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.table import Table
 from textual.app import ComposeResult
@@ -11,7 +12,34 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from .compare import run_label
+from .keys import shown_rows
 from .screens import TerminalSized
+
+if TYPE_CHECKING:
+    from .app import BpmonApp
+
+_QUIT_READER = "Quit (the file is only read: its writer goes on)"
+_QUIT_BOTH = "Quit (stops both training threads)"
+
+
+def help_rows(app: BpmonApp) -> list[tuple[str, str]]:
+    """The keys that act on ``app``'s active source, one row each, in the table's order."""
+    rows = []
+    several = len(app.columns) > 1
+    if several:
+        label = run_label(app.active, app.snapshot)
+        rows.append(("", f"The keys act on {label}, the highlighted column; tab swaps."))
+    trains = app.source.supports("step")
+    for row in shown_rows():
+        if not app.applies(row, in_help=True):
+            continue
+        keys = row.display or app.get_key_display(Binding(row.keys[0], ""))
+        text = row.help
+        if row.id == "quit":
+            text = _QUIT_READER if not trains else _QUIT_BOTH if several else text
+        rows.append((keys, text))
+    return rows
 
 
 class HelpScreen(TerminalSized, ModalScreen[None]):

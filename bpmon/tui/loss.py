@@ -115,8 +115,8 @@ class LossPanel(PlotextPlot, SnapshotView):
 
     Given a second run (``other``, with ``names`` for the legend), the panel compares: both
     runs' curves against step in two colours (``loss--current``, ``loss--other``) and the
-    legend in the border; the dimmed curves from before a restart are left out then, since
-    with two runs nobody could tell whose they were.
+    legend in the border; each run's curve from before a restart is dimmed in its own colour
+    (``loss--faded``, ``loss--other-faded``), so that it reads as that run's.
     """
 
     # A running curve is redrawn at most once a second: the plot is the largest and most
@@ -128,6 +128,8 @@ class LossPanel(PlotextPlot, SnapshotView):
         "loss--current",
         "loss--other",
         "loss--previous",
+        "loss--faded",
+        "loss--other-faded",
         "loss--marker",
     }
 
@@ -179,11 +181,18 @@ class LossPanel(PlotextPlot, SnapshotView):
         if other is None:
             self.border_subtitle = "dim: previous run" if snapshot.previous_loss_steps else ""
         else:
+            # Each run's curve from before its restart, dimmed in that run's own colour, under
+            # both current curves.
             histories = [
+                (snapshot.previous_loss_steps, snapshot.previous_loss_values, "loss--faded"),
+                (other.previous_loss_steps, other.previous_loss_values, "loss--other-faded"),
                 (snapshot.loss_steps, snapshot.loss_values, "loss--current"),
                 (other.loss_steps, other.loss_values, "loss--other"),
             ]
-            self.border_subtitle = self.legend()
+            legend = self.legend()
+            if snapshot.previous_loss_steps or other.previous_loss_steps:
+                legend.append("  dim: before a restart")
+            self.border_subtitle = legend
         last = max((steps[-1] for steps, _, _ in histories if steps), default=0)
         ticks = nice_ticks(last, max(1, width // 12))
         plt.xticks([float(t) for t in ticks], [tick_label(t) for t in ticks])

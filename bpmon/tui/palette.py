@@ -9,7 +9,8 @@ command a key sends, so the trainer validates it the same way:
 - a setting's value (:data:`SETTINGS`) sets that configuration key and restarts
   (``Command("set", key=..., value=...)``, through :func:`bpmon.trainer.commands.apply_intent`);
 - a pace sets the live run's steps per second;
-- an action runs the app's action, as its key would (so only those the source supports).
+- an action (a row of :data:`bpmon.actions.ACTIONS` with a key) runs as its key would, so
+  only those that apply to the source in view.
 """
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ from bpmon.config import HIDDEN_ACTIVATIONS, INITS, OPTIMIZERS
 from bpmon.errors import BpmonError
 from bpmon.presets import available, load_file
 from bpmon.text import printable
-from bpmon.trainer.commands import BATCH_SIZES, PACES, PLAYGROUND_DATASETS, format_pace
+from bpmon.trainer.commands import (
+    BATCH_SIZES,
+    PACES,
+    PLAYGROUND_DATASETS,
+    Command,
+    format_pace,
+)
+
+from .keys import shown_rows
 
 if TYPE_CHECKING:
     from .app import BpmonApp
@@ -100,7 +109,7 @@ def entries(app: BpmonApp) -> list[Entry]:
                     Entry(
                         f"{setting.label}: {setting.show(value)}",
                         f"{setting.key} = {_plain(value)} (restarts)",
-                        partial(app.apply_setting, setting.key, value),
+                        partial(app.send, Command("set", key=setting.key, value=value)),
                     )
                 )
     if app.source.supports("pace"):
@@ -108,13 +117,11 @@ def entries(app: BpmonApp) -> list[Entry]:
             found.append(
                 Entry(f"Pace: {format_pace(pace)}", "keys < >", partial(app.set_pace, pace))
             )
-    for binding in Binding.make_bindings(app.BINDINGS):
-        name = binding.action.partition("(")[0]
-        if binding.description and binding.tooltip and app.applies(name):
+    for row in shown_rows():
+        if row.keys and row.footer and app.applies(row):
+            binding = Binding(row.keys[0], row.action(row.keys[0]))
             key = app.get_key_display(binding)
-            found.append(
-                Entry(binding.tooltip, f"key {key}", partial(app.run_action, binding.action))
-            )
+            found.append(Entry(row.help, f"key {key}", partial(app.run_action, binding.action)))
     return found
 
 
@@ -130,7 +137,7 @@ def _preset_entries(app: BpmonApp) -> list[Entry]:
                 # A preset file may come from elsewhere: its text is shown, never sent.
                 f"Preset: {printable(preset.name)}",
                 printable(preset.description),
-                partial(app.choose_preset, preset.name, preset.config),
+                partial(app.send, Command("restart", config=preset.config, value=preset.name)),
             )
         )
     return found

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
+
+from textual.app import App
 
 from bpmon.config import RunConfig
 from bpmon.presets import to_toml
+from bpmon.trainer import Snapshot
+
+from .status import knobs
 
 # A saved file's name is "bpmon-<preset>-<n>.toml"; saving a run loaded from one starts from
 # the preset's own name again rather than growing "bpmon-bpmon-xor-1-1".
@@ -43,3 +49,31 @@ def save_preset(config: RunConfig, description: str, preset: str, directory: Pat
             path.unlink(missing_ok=True)
             raise
         return path
+
+
+def save_run(app: App[Any], snapshot: Snapshot) -> None:
+    """``s``: write the run of ``snapshot`` (its configuration, every key's change included) as
+    a preset file in the working directory, and say where."""
+    config = snapshot.config
+    if config is None:
+        app.notify("This run has no configuration to save.", severity="warning")
+        return
+    lr = f"lr {config.train.lr:g}"
+    summary = ", ".join((snapshot.switches, knobs(config, ""), lr))
+    description = f"Saved by bpmon from {snapshot.preset or 'a run'}: {summary}"
+    try:
+        path = save_preset(config, description, snapshot.preset, Path.cwd())
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        app.notify(
+            f"Cannot save the run in the working directory: {reason}",
+            title="not saved",
+            severity="error",
+            markup=False,
+        )
+        return
+    app.notify(
+        f"Saved {path.name}: bpmon --preset {path.name} runs it again.",
+        title="saved",
+        markup=False,
+    )

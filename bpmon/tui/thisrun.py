@@ -25,11 +25,13 @@ from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 
+from bpmon.actions import ACTIONS
 from bpmon.trainer import Snapshot
 
 from .loss import MARKER
 
-KEY = "g"
+# The key the panel's lines name: the action table's, so the two cannot differ.
+KEY = ACTIONS["metric"].keys[0]
 """The key that plots the next logged name."""
 # A plot shorter than this says nothing; the logged numbers' lines give way to it first.
 MIN_ROWS = 2

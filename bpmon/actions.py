@@ -133,6 +133,12 @@ def _norm(facts: Facts) -> str:
     return f"add a normalisation layer (nn.LayerNorm or nn.BatchNorm1d) after {layer}"
 
 
+def _nan_trace(facts: Facts) -> str:
+    step = _num(facts, "nonfinite_step")
+    at = f"update {step:.0f} was the first checked: " if math.isfinite(step) else ""
+    return f"{at}watch(..., nan_trace=True) checks every update and names where the NaN started"
+
+
 ACTIONS: dict[str, Action] = {
     a.id: a
     for a in (
@@ -209,6 +215,14 @@ ACTIONS: dict[str, Action] = {
                 "add torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0) "
                 "before optimizer.step()"
             ),
+        ),
+        Action(
+            "nan_trace",
+            "check every update for the first NaN",
+            "Look for the first non-finite value on every update, not only measured ones",
+            trains=False,
+            where=frozenset({"torch"}),
+            script=_nan_trace,
         ),
         Action(
             "wait",

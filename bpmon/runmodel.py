@@ -153,6 +153,50 @@ class Boundary:
         return (point.x1 - left) / (right - left), (top - point.x2) / (top - bottom)
 
 
+# -- where the first non-finite value came from (issue 18 item 6) --------------------------------
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """Where a run's first non-finite value was seen, at update ``step``: the first update whose
+    gradients or loss were checked and found not finite (the PyTorch bridge checks due updates,
+    or every update with ``watch(..., nan_trace=True)``; bpmon's engine checks every update).
+
+    - ``gradient``: the first parameter, in backward order (the order backward produced the
+      gradients: output side first), whose gradient is not finite; "" when every gradient was
+      finite (a non-finite loss only) or none was checked.
+    - ``module``: the first module, in forward order, whose output was not finite while its
+      inputs were finite; "" when the forward pass was not checked on that update
+      (``forward_checked`` False) or every output was finite.
+    - ``weights``: that module's own parameters were already not finite, so the non-finite
+      value arrived at an earlier update that was not checked (its output is not where it
+      started).
+    - ``loss``: the loss logged for that update was not finite.
+    """
+
+    step: int
+    gradient: str = ""
+    module: str = ""
+    weights: bool = False
+    forward_checked: bool = False
+    loss: bool = False
+
+    @property
+    def line(self) -> str:
+        """One line, as the banner and the finding say it: ``first non-finite:
+        transformer.h.3.attn, forward output, update 1234; gradient first in lm_head.weight``
+        (the loss when every output checked was finite and the loss was not)."""
+        gradient = self.gradient
+        if self.module:
+            head = f"{self.module}, {'weights' if self.weights else 'forward output'}"
+        elif gradient and not (self.loss and self.forward_checked):
+            head, gradient = f"{gradient}, gradient", ""
+        else:
+            head = "the loss"
+        said = f"first non-finite: {head}, update {self.step}"
+        return said + (f"; gradient first in {gradient}" if gradient else "")
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Everything a consumer may show about a run at one moment; immutable, plain values.
@@ -235,6 +279,11 @@ class Snapshot:
     clip_max: float | None = None
     clip_factor: float | None = None
     clipped_share: float | None = None
+    # -- where the first non-finite value came from (NonFinite; issue 18 item 6) ------------------
+    # Set from the first update found non-finite on, and kept on every later line: the run's
+    # first non-finite update does not change.
+    nonfinite: NonFinite | None = None
+    # -- end of the non-finite block --------------------------------------------------------------
 
 
 # -- the lines of a run file other than snapshots -------------------------------------------------

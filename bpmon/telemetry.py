@@ -22,12 +22,22 @@ import numpy as np
 
 from bpmon.config import Thresholds
 from bpmon.engine.activations import ACTIVATIONS_BY_NAME, Array
+from bpmon.engine.flat import joined
 from bpmon.engine.network import Network
 from bpmon.engine.optimizers import Optimizer
 from bpmon.engine.view import LayerView
-from bpmon.runmodel import STATUSES, LayerStats, Status
+from bpmon.runmodel import STATUSES, LayerStats, NonFinite, Status
 
-__all__ = ["STATUSES", "LayerStats", "Status", "classify", "collect", "layer_stats"]
+__all__ = [
+    "STATUSES",
+    "LayerStats",
+    "Status",
+    "classify",
+    "collect",
+    "gradients_finite",
+    "layer_stats",
+    "nonfinite_origin",
+]
 
 
 def _norm(a: Array | None) -> float:
@@ -137,3 +147,72 @@ def first_nonfinite(views: Sequence[LayerView]) -> str:
 def first_nonfinite_layer(net: Network) -> str:
     """:func:`first_nonfinite` of ``net``'s layers, batch-norm parameters included."""
     return first_nonfinite(net.layer_views())
+
+
+# -- where the first non-finite value came from (issue 18 item 6) --------------------------------
+
+
+def _all_finite(a: Array | None) -> bool:
+    # The sum is one pass with no temporary; only a sum that is not finite (a NaN, an infinity,
+    # or finite values whose sum overflows) is looked at element by element.
+    return a is None or math.isfinite(float(np.sum(a))) or bool(np.isfinite(a).all())
+
+
+def gradients_finite(net: Network) -> bool:
+    """Whether every gradient of ``net``'s last backward pass is finite: one sum over the flat
+    gradient buffer (:mod:`bpmon.engine.flat`) when the gradients are packed, as the network
+    packs them, so that the check costs one NumPy call per step."""
+    flat = joined(list(net.grads.values()))
+    if flat is not None:
+        return _all_finite(flat)
+    return all(_all_finite(g) for g in net.grads.values())
+
+
+def nonfinite_origin(net: Network, step: int, loss: float) -> NonFinite | None:
+    """Where update ``step``'s non-finite loss or gradient came from, in ``net``'s buffers of
+    that update's training pass (None when both are finite: a runaway loss is not this).
+
+    The engine's conventions for :class:`~bpmon.runmodel.NonFinite`: a *module* is a layer
+    ``layer{i}`` (its Dense transform, batch-norm and activation together), its input the
+    Dense layer's input and its output the activation's output (the logits for the output
+    layer), so the layer named is the first whose output is not finite while its input is;
+    ``weights`` says its parameters were already not finite. The *backward order* is the
+    engine's: the output layer first, and within a layer batch-norm's ``gamma``, ``beta``
+    before the Dense layer's ``W``, ``b`` (the order :meth:`Network.forward_backward`
+    computes them), named as ``net.params`` names them."""
+    loss_bad = not math.isfinite(loss)
+    gradient = ""
+    for i in range(len(net.blocks) - 1, -1, -1):
+        for part in ("gamma", "beta", "W", "b"):
+            g = net.grads.get(f"layer{i}.{part}")
+            if g is not None and not bool(np.isfinite(g).all()):
+                gradient = f"layer{i}.{part}"
+                break
+        if gradient:
+            break
+    if not gradient and not loss_bad:
+        return None
+    module, weights = "", False
+    for i, block in enumerate(net.blocks):
+        x = getattr(block.dense, "_x", None)
+        if x is None or not bool(np.isfinite(x).all()):
+            break  # the input was not finite: an earlier layer's output, or the data
+        if block.act is not None:
+            out = block.a
+        else:
+            with np.errstate(all="ignore"):
+                out = x @ block.dense.W + block.dense.b
+        if out is not None and not bool(np.isfinite(out).all()):
+            module = f"layer{i}"
+            weights = any(
+                not bool(np.isfinite(p).all()) for p in net.layer_views()[i].params.values()
+            )
+            break
+    return NonFinite(
+        step=step,
+        gradient=gradient,
+        module=module,
+        weights=weights,
+        forward_checked=True,
+        loss=loss_bad,
+    )

@@ -18,6 +18,7 @@ from bpmon.config import Thresholds
 from bpmon.diagnosis import CLEAR_AFTER, RAISE_AFTER, RULE_ACTIONS, RULES, Diagnosis, evaluate
 from bpmon.launch import live_trainer
 from bpmon.presets import list_presets, load_preset
+from bpmon.runmodel import NonFinite
 from bpmon.telemetry import LayerStats, classify
 from bpmon.trainer import Snapshot
 
@@ -160,6 +161,13 @@ MADE: dict[str, list[Snapshot]] = {
             [layer(0, math.nan), layer(1, math.nan), layer(2, math.nan, activation=None)],
             losses=[1.0, math.nan],
             state="diverged",
+        )
+    ],
+    # A PyTorch run goes on past its first NaN, the origin recorded on its lines.
+    "non-finite": [
+        replace(
+            snapshot([layer(0, math.nan), layer(1, math.nan), layer(2, math.nan, activation=None)]),
+            nonfinite=NonFinite(step=150, gradient="2.weight", module="1", forward_checked=True),
         )
     ],
     "overfitting": [

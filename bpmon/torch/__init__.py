@@ -90,6 +90,7 @@ def watch(
     exclude: str | Sequence[str] | None = None,
     name: str | None = None,
     thresholds: Thresholds | None = None,
+    nan_trace: bool = False,
 ) -> Monitor:
     """Watch ``model``'s training and write a run file to ``path`` (created with its folders,
     truncated if it exists; or an open text stream).
@@ -102,6 +103,9 @@ def watch(
     ``thresholds``: for the statuses (default :class:`~bpmon.config.Thresholds`), validated as
     a preset's are: each finite and in range, so "no limit" is a large finite number.
     ``watch()`` on a path this process already watches closes the earlier monitor first.
+    ``nan_trace``: look for the first non-finite gradient and forward output on every update,
+    not only on due ones (:mod:`bpmon.torch.nonfinite`; it reads a few flags back every
+    update: its cost is in ``python -m benchmarks --only bridge``).
 
     Returns the :class:`~bpmon.torch.monitor.Monitor`; close it with :meth:`close` or use it as
     a context manager (the end line is also written at interpreter exit).
@@ -119,6 +123,7 @@ def watch(
         exclude=exclude,
         name=name,
         thresholds=thresholds,
+        nan_trace=nan_trace,
     )
 
 

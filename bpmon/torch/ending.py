@@ -2,10 +2,15 @@
 path in a process.
 
 - **A traceback** (``sys.excepthook``) ends the run as ``error``, ctrl+c as ``interrupted``.
-- **``sys.exit(n)``** with a non-zero ``n`` (or a message) is an ``error``; ``sys.exit()`` and
-  ``sys.exit(0)`` are ``finished``. ``SystemExit`` never reaches ``sys.excepthook``, so the
-  code is taken from a wrapper of ``sys.exit`` (a bare ``raise SystemExit(3)`` is not seen and
-  ends as ``finished``).
+- **``sys.exit(n)``** and **``raise SystemExit(n)``** (or ``exit(n)``) with a non-zero ``n``
+  (or a message) are an ``error``; ``sys.exit()``, ``sys.exit(0)`` and ``raise SystemExit``
+  are ``finished``. ``SystemExit`` never reaches ``sys.excepthook`` and its code is gone by
+  the time the exit's finalisers run, so the code is noted where the exception is made: a
+  wrapper of ``sys.exit``, and ``builtins.SystemExit`` replaced by a subclass that notes its
+  code when constructed (``raise SystemExit(3)`` looks the name up in builtins). A subclass is
+  what ``except SystemExit`` and ``isinstance`` expect; only ``type(e) is SystemExit`` tells
+  it apart. The last code noted wins, so a ``SystemExit(3)`` that the script catches and
+  survives still ends the run as ``error`` (there is no way to know it was caught).
 - **SIGTERM** (a job scheduler, ``kill``, a container stopping) writes the end line
   ``interrupted`` for every open monitor, then does what the previous handler would: the
   default handler is put back and the signal raised again, so the process still ends with
@@ -16,6 +21,7 @@ path in a process.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import signal
@@ -53,11 +59,15 @@ class Output:
         self.pending: dict[str, Any] | None = None
         self.failed = False
         self.done = False
+        # Sees each snapshot line just before it is written (the monitor's NaN origin).
+        self.inspect: Callable[[dict[str, Any]], None] | None = None
         _open_outputs.add(self)
 
     def write(self, record: dict[str, Any]) -> None:
         if self.failed or self.done:
             return
+        if self.inspect is not None and "step" in record:
+            self.inspect(record)
         try:
             self.writer.write(record)
         except (OSError, ValueError) as exc:
@@ -150,7 +160,20 @@ def _install_excepthook() -> None:
     sys.excepthook = hook
 
 
+class _NotedExit(builtins.SystemExit):
+    """``builtins.SystemExit`` once a monitor is installed: notes its code when made."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        _exit_codes.append(self.code)
+
+
+_NotedExit.__name__ = _NotedExit.__qualname__ = "SystemExit"
+
+
 def _install_exit() -> None:
+    if not issubclass(builtins.SystemExit, _NotedExit):
+        builtins.SystemExit = _NotedExit  # type: ignore[misc]
     previous = sys.exit
     if getattr(previous, "_bpmon_torch", False):
         return

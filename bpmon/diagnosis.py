@@ -23,6 +23,7 @@ import math
 import statistics
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from bpmon.actions import ACTIONS, advice, shown_key
 from bpmon.runmodel import Finding, LayerStats, Severity, Snapshot
@@ -555,7 +556,30 @@ def evaluate(window: Sequence[Snapshot]) -> tuple[Finding, ...]:
         return ()
     window = list(window)  # the rules slice it; a deque does not
     found = (rule(window) for rule in RULES.values())
-    return rank(f for f in found if f is not None)
+    normalised = normalises(window[-1])
+    return rank(_without_norm(f) if normalised else f for f in found if f is not None)
+
+
+def normalises(snap: Snapshot) -> bool:
+    """Whether the run's network has normalisation layers already: its switches say ``+bn``
+    (bpmon's batch-norm switch; a PyTorch model with any norm layer, torch's or one recognised
+    by what it is, see :func:`bpmon.torch.layers.is_norm`)."""
+    return "+bn" in snap.switches.split()
+
+
+def _without_norm(finding: Finding) -> Finding:
+    """``finding`` without the "try batch-norm" action: a network that normalises already is
+    not told to add it (on bpmon's own run its key would switch batch-norm off)."""
+    if "batchnorm" not in finding.actions:
+        return finding
+    actions = tuple(a for a in finding.actions if a != "batchnorm")
+    facts = dict(finding.facts)
+    return replace(
+        finding,
+        actions=actions,
+        advice=advice(actions, "live", facts),
+        key=shown_key(actions[0], "live") if actions else None,
+    )
 
 
 class Diagnosis:

@@ -172,6 +172,7 @@ class NonFinite:
       value arrived at an earlier update that was not checked (its output is not where it
       started).
     - ``loss``: the loss logged for that update was not finite.
+    - ``inputs``: the model's own input (the data) was not finite, so no module made it.
     """
 
     step: int
@@ -180,21 +181,23 @@ class NonFinite:
     weights: bool = False
     forward_checked: bool = False
     loss: bool = False
+    inputs: bool = False
 
     @property
     def line(self) -> str:
-        """One line, as the banner and the finding say it: ``first non-finite:
-        transformer.h.3.attn, forward output, update 1234; gradient first in lm_head.weight``
-        (the loss when every output checked was finite and the loss was not)."""
-        gradient = self.gradient
+        """One line, as the banner and the finding say it: where the first non-finite value
+        was made, ``first non-finite: transformer.h.3.attn, forward output, update 1234``. The
+        gradient is named only when nothing before it was found: once the forward pass or the
+        loss is not finite, backward makes every gradient so, the output side's first."""
         if self.module:
             head = f"{self.module}, {'weights' if self.weights else 'forward output'}"
-        elif gradient and not (self.loss and self.forward_checked):
-            head, gradient = f"{gradient}, gradient", ""
+        elif self.inputs:
+            head = "the input data"
+        elif self.gradient and not (self.loss and self.forward_checked):
+            head = f"{self.gradient}, gradient"
         else:
             head = "the loss"
-        said = f"first non-finite: {head}, update {self.step}"
-        return said + (f"; gradient first in {gradient}" if gradient else "")
+        return f"first non-finite: {head}, update {self.step}"
 
 
 @dataclass(frozen=True)

@@ -192,11 +192,12 @@ def nonfinite_origin(net: Network, step: int, loss: float) -> NonFinite | None:
             break
     if not gradient and not loss_bad:
         return None
-    module, weights = "", False
+    module, weights, inputs = "", False, False
     for i, block in enumerate(net.blocks):
         x = getattr(block.dense, "_x", None)
         if x is None or not bool(np.isfinite(x).all()):
-            break  # the input was not finite: an earlier layer's output, or the data
+            inputs = i == 0 and x is not None  # else an earlier layer's output, said above
+            break
         if block.act is not None:
             out = block.a
         else:
@@ -215,4 +216,5 @@ def nonfinite_origin(net: Network, step: int, loss: float) -> NonFinite | None:
         weights=weights,
         forward_checked=True,
         loss=loss_bad,
+        inputs=inputs,
     )

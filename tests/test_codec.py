@@ -116,6 +116,7 @@ snapshots = st.builds(
         weights=st.booleans(),
         forward_checked=st.booleans(),
         loss=st.booleans(),
+        inputs=st.booleans(),
     ),
 )
 

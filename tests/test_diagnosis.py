@@ -442,3 +442,17 @@ def test_every_action_renders_any_facts_as_one_line(
     for action in ACTIONS.values():
         text = action.render(where, facts)
         assert text and "\n" not in text and text.isprintable()
+
+
+def test_a_network_that_normalises_is_not_told_to_try_batch_norm() -> None:
+    # Issue 16: a transformer with LayerNorm was told "try batch-norm". A PyTorch run's switches
+    # say +bn for any norm layer (torch's or a custom 1-D-weight one); bpmon's own for its switch.
+    stream = MADE["vanishing"]
+    starving = [replace(s, switches="8-8-8-1 relu") for s in stream]
+    assert any("batchnorm" in f.actions for f in evaluate(starving))
+    for switches in ("8-8-8-1 relu +bn", "8-8-8-1 +bn torch"):
+        found = evaluate([replace(s, switches=switches) for s in stream])
+        vanishing = next(f for f in found if f.rule == "vanishing")
+        assert "batchnorm" not in vanishing.actions and vanishing.actions
+        assert "batch-norm" not in vanishing.advice and "(b)" not in vanishing.advice
+        assert vanishing.key == ACTIONS[vanishing.actions[0]].key

@@ -225,6 +225,10 @@ class NanTrace:
                 module = name
                 weights_bad = bool(w_vals) and any(not w_vals[i] for i in own)
                 break
+        # The model's own inputs (module 0, the model itself, is the last to finish).
+        inputs = not module and any(
+            m == 0 and not f_vals[2 * k] for k, (m, _, _) in enumerate(forward)
+        )
         self.found = NonFinite(
             step=n,
             gradient=gradient,
@@ -232,6 +236,7 @@ class NanTrace:
             weights=weights_bad,
             forward_checked=bool(forward),
             loss=loss_bad,
+            inputs=inputs,
         )
         self._held = None
         self.remove()

@@ -18,9 +18,14 @@ def banner_text(snapshot: Snapshot) -> Text:
         return Text.assemble(("first non-finite:", "bold"), f" {said}")
     step = "?" if snapshot.diverged_step is None else str(snapshot.diverged_step)
     layer = snapshot.diverged_layer or "?"
-    where = f" in {layer}: the loss is not finite"
-    if origin is not None:
-        where += f" — {origin.line}"
+    if origin is None:
+        where = f" in {layer}: the loss is not finite"
+    else:
+        # bpmon's engine finds it at the step it diverges: the step is said once.
+        said = origin.line
+        if origin.step == snapshot.diverged_step:
+            said = said.removesuffix(f", update {origin.step}")
+        where = f": {said}"
     if snapshot.mode:
         # A recorded run: no key of this monitor changes it, so none is offered.
         return Text.assemble(("DIVERGED", "bold"), f" at step {step}{where}.")

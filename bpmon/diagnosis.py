@@ -486,11 +486,16 @@ def non_finite(window: Sequence[Snapshot]) -> Finding | None:
     origin = snap.nonfinite
     if origin is None or snap.state == "diverged":
         return None
-    names = tuple(dict.fromkeys(x for x in (origin.module, origin.gradient) if x))
+    # The module it was made in; a parameter only when no module was found.
+    where = origin.module or origin.gradient
+    names = (where,) if where else ()
+    # Found late, the first thing to do is to find where it started; found where it started,
+    # the usual cause is a step too large.
     late = origin.weights or not origin.forward_checked
-    actions = (("nan_trace",) if late else ()) + _lr_actions(snap)
+    actions = ("nan_trace",) if late else _lr_actions(snap)
     facts = _lr_facts(snap) | {"nonfinite_step": float(origin.step)}
-    return _finding("non-finite", "error", names, origin.line, actions, facts, " and ")
+    evidence = origin.line.removeprefix("first non-finite: ")  # the rule's name says it
+    return _finding("non-finite", "error", names, evidence, actions, facts)
 
 
 # -- overfitting -----------------------------------------------------------------------------------

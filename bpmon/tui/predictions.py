@@ -225,7 +225,11 @@ def run_figures(snapshot: Snapshot) -> list[tuple[str, str, bool]]:
     if len(lrs) > 1:
         out.append(("lrs", " · ".join(figure(x) for x in lrs), False))
     else:
-        out.append(("lr", figure(lrs[0] if lrs else snapshot.lr), False))
+        lr = lrs[0] if lrs else snapshot.lr
+        # A hand-written update (no torch.optim) has no lr the bridge can read: say how to give
+        # it, not "nan".
+        shown = figure(lr) if math.isfinite(lr) else "unknown · mon.log(lr=…)"
+        out.append(("lr", shown, False))
     metrics: tuple[tuple[str, float], ...] = tuple(getattr(snapshot, "metrics", ()) or ())
     for name, value in metrics:
         out.append((name, figure(value), not math.isfinite(value)))

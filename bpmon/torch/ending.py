@@ -2,15 +2,15 @@
 path in a process.
 
 - **A traceback** (``sys.excepthook``) ends the run as ``error``, ctrl+c as ``interrupted``.
-- **``sys.exit(n)``** and **``raise SystemExit(n)``** (or ``exit(n)``) with a non-zero ``n``
-  (or a message) are an ``error``; ``sys.exit()``, ``sys.exit(0)`` and ``raise SystemExit``
-  are ``finished``. ``SystemExit`` never reaches ``sys.excepthook`` and its code is gone by
-  the time the exit's finalisers run, so the code is noted where the exception is made: a
-  wrapper of ``sys.exit``, and ``builtins.SystemExit`` replaced by a subclass that notes its
-  code when constructed (``raise SystemExit(3)`` looks the name up in builtins). A subclass is
-  what ``except SystemExit`` and ``isinstance`` expect; only ``type(e) is SystemExit`` tells
-  it apart. The last code noted wins, so a ``SystemExit(3)`` that the script catches and
-  survives still ends the run as ``error`` (there is no way to know it was caught).
+- **``sys.exit(n)``** with a non-zero ``n`` (or a message) is an ``error``; ``sys.exit()`` and
+  ``sys.exit(0)`` are ``finished``. ``SystemExit`` never reaches ``sys.excepthook`` and its
+  code is gone by the time the exit's finalisers run, so the code is taken from a wrapper of
+  ``sys.exit``. A bare ``raise SystemExit(3)`` (or ``exit(3)``) is not seen and ends as
+  ``finished``. Replacing ``builtins.SystemExit`` by a subclass that notes its code was tried
+  and dropped: ``except SystemExit`` then names the subclass and no longer catches the
+  ``SystemExit`` that C code raises (``sys.exit`` itself, argparse's exits: bpmon's own CLI
+  tests caught it), and Python 3.11 has no cheap hook on a raise (3.12's ``sys.monitoring``
+  has only a global one, called on every exception of the process).
 - **SIGTERM** (a job scheduler, ``kill``, a container stopping) writes the end line
   ``interrupted`` for every open monitor, then does what the previous handler would: the
   default handler is put back and the signal raised again, so the process still ends with
@@ -21,7 +21,6 @@ path in a process.
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import os
 import signal
@@ -160,20 +159,7 @@ def _install_excepthook() -> None:
     sys.excepthook = hook
 
 
-class _NotedExit(builtins.SystemExit):
-    """``builtins.SystemExit`` once a monitor is installed: notes its code when made."""
-
-    def __init__(self, *args: object) -> None:
-        super().__init__(*args)
-        _exit_codes.append(self.code)
-
-
-_NotedExit.__name__ = _NotedExit.__qualname__ = "SystemExit"
-
-
 def _install_exit() -> None:
-    if not issubclass(builtins.SystemExit, _NotedExit):
-        builtins.SystemExit = _NotedExit  # type: ignore[misc]
     previous = sys.exit
     if getattr(previous, "_bpmon_torch", False):
         return

@@ -37,6 +37,10 @@ Conventions (why, in the modules that implement them; docs/torch-bridge.md has t
   (confirmed by the weights changing before the next forward), or one :meth:`Monitor.step`
   call. Update ``n`` (from 1) is *due* when ``n == 1`` or ``n % every == 0``. Its line carries
   the loss of its own iteration, whether the loop logs before or after its step.
+- **Where the first NaN came from** (:mod:`bpmon.torch.nonfinite`): on due updates (every
+  update with ``nan_trace=True``), the first parameter in backward order whose gradient is not
+  finite and the first module whose output is not finite while its inputs are, recorded from
+  the first such update on (the line's ``nonfinite``).
 - **Cost.** On an update that is not due: a few Python calls (the optimisers' hooks, the
   clipping wrapper keeping the returned norm tensor), no host-device synchronisation (no
   ``.item()``, ``.cpu()``, ``float(tensor)``); :meth:`Monitor.log` keeps a detached reference

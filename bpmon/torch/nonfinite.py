@@ -116,6 +116,9 @@ class NanTrace:
         self.grad_ok: dict[int, torch.Tensor] = {}
         self.forward: list[tuple[int, torch.Tensor, torch.Tensor]] = []  # module, in ok, out ok
         self.weights: list[torch.Tensor] | None = None  # each parameter's norm, before the step
+        # The last output looked at and its flag: in a chain the next module's input is that
+        # very tensor, and its sum is not taken twice.
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # -- hooks ------------------------------------------------------------------------------------
 
@@ -168,8 +171,16 @@ class NanTrace:
                 return
             with torch.no_grad():
                 ins = _floats(args) + _floats(kwargs)
-                ok_in = _finite(ins, self.device) if ins else torch.ones((), dtype=torch.bool)
-                self.forward.append((m, ok_in.to(self.device), _finite(outs, self.device)))
+                last = self._last
+                if len(ins) == 1 and last is not None and ins[0] is last[0]:
+                    ok_in = last[1]
+                elif ins:
+                    ok_in = _finite(ins, self.device)
+                else:
+                    ok_in = torch.ones((), dtype=torch.bool, device=self.device)
+                ok_out = _finite(outs, self.device)
+                self._last = (outs[0], ok_out) if len(outs) == 1 else None
+                self.forward.append((m, ok_in, ok_out))
 
         return hook
 

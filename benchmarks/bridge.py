@@ -76,7 +76,15 @@ GPT_TITLE_50 = (
     "torch GPT 4x64 (nanoGPT-style, tied head), batch 8x64, AdamW + clip 1.0: "
     "watch(every=50) vs unwatched"
 )
-_NAMES = ("bridge_every50_vs_torch", "bridge_every1_vs_torch", "bridge_gpt_every50_vs_torch")
+GPT_TITLE_TRACE = (
+    "torch GPT 4x64, batch 8x64, AdamW + clip 1.0: watch(every=50, nan_trace=True) vs unwatched"
+)
+_NAMES = (
+    "bridge_every50_vs_torch",
+    "bridge_every1_vs_torch",
+    "bridge_gpt_every50_vs_torch",
+    "bridge_gpt_nan_trace_vs_torch",
+)
 
 
 def _gpt() -> torch.nn.Module:
@@ -94,6 +102,7 @@ def run(settings: Settings) -> list[Figure]:
             skipped_comparison(_NAMES[0], TITLE_50, "steps/CPU-s", 0.97, torchnet.NO_TORCH),
             skipped_comparison(_NAMES[1], TITLE_1, "steps/CPU-s", 0.85, torchnet.NO_TORCH),
             skipped_comparison(_NAMES[2], GPT_TITLE_50, "steps/CPU-s", 0.97, torchnet.NO_TORCH),
+            skipped_comparison(_NAMES[3], GPT_TITLE_TRACE, "steps/CPU-s", 0.5, torchnet.NO_TORCH),
         ]
     import torch
     from torch import nn
@@ -129,7 +138,9 @@ def run(settings: Settings) -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="bpmon-bridge-") as tmp:
         monitors = []
 
-        def contender(name: str, every: int | None, gpt: bool = False) -> Callable[[], float]:
+        def contender(
+            name: str, every: int | None, gpt: bool = False, nan_trace: bool = False
+        ) -> Callable[[], float]:
             wall[name], step_ns[name] = [], []
             model = _gpt() if gpt else _model()
             opt: torch.optim.Optimizer = (
@@ -140,7 +151,13 @@ def run(settings: Settings) -> list[Figure]:
             one_step = gpt_step if gpt else mlp_step
             mon = None
             if every is not None:
-                mon = watch(model, Path(tmp) / f"{name}.jsonl", every=every, optimizer=opt)
+                mon = watch(
+                    model,
+                    Path(tmp) / f"{name}.jsonl",
+                    every=every,
+                    optimizer=opt,
+                    nan_trace=nan_trace,
+                )
                 monitors.append((name, mon))
 
             def one_round() -> float:
@@ -164,6 +181,9 @@ def run(settings: Settings) -> list[Figure]:
             "watch-every1": contender("watch-every1", 1),
             "torch-gpt": contender("torch-gpt", None, gpt=True),
             "watch-gpt-every50": contender("watch-gpt-every50", 50, gpt=True),
+            # nan_trace: every update checked for the first NaN (bpmon.torch.nonfinite); no
+            # target, its cost is documented (docs/torch-bridge.md).
+            "watch-gpt-nan-trace": contender("watch-gpt-nan-trace", 50, gpt=True, nan_trace=True),
         }
         with torchnet.threads(1):
             samples = interleave(contenders, settings.scale(41, 1), settings.warmup)
@@ -181,6 +201,7 @@ def run(settings: Settings) -> list[Figure]:
         (_NAMES[0], TITLE_50, "watch-every50", "torch", 0.97, 50),
         (_NAMES[1], TITLE_1, "watch-every1", "torch", 0.85, 1),
         (_NAMES[2], GPT_TITLE_50, "watch-gpt-every50", "torch-gpt", 0.97, 50),
+        (_NAMES[3], GPT_TITLE_TRACE, "watch-gpt-nan-trace", "torch-gpt", 0.5, 50),
     )
     figures = []
     for key, title, mine, base, target, every in cases:
@@ -194,6 +215,10 @@ def run(settings: Settings) -> list[Figure]:
             "wall_clock_steps_per_s": {mine: wall[mine], base: wall[base]},
             **_per_step(step_ns[base], step_ns[mine], every),
         }
+        if mine == "watch-gpt-nan-trace":
+            fig.details["ratio_vs_watch_every50"] = paired_ratio(
+                samples[mine], samples["watch-gpt-every50"]
+            )
         figures.append(fig)
     return figures
 

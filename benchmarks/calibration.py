@@ -24,9 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bpmon.codec import from_record
 from bpmon.diagnosis import Diagnosis
 from bpmon.finding import Finding
 from bpmon.runfile import check_header, denum, layer_from_record, parse_line
+from bpmon.runmodel import NonFinite
 from bpmon.telemetry import LayerStats
 from bpmon.trainer import Snapshot
 
@@ -129,6 +131,8 @@ def snapshots(path: Path) -> list[Snapshot]:
         }
         if "lrs" in extra:
             extra["lrs"] = tuple(denum(v) for v in extra["lrs"])
+        if isinstance(record.get("nonfinite"), dict):
+            extra["nonfinite"] = from_record(NonFinite, record["nonfinite"])
         out.append(
             Snapshot(
                 run_id=int(record.get("run_id") or 0),

@@ -218,6 +218,12 @@ def _norm(facts: Facts) -> str:
     return f"add a normalisation layer (nn.LayerNorm or nn.BatchNorm1d) after {layer}"
 
 
+def _nan_trace(facts: Facts) -> str:
+    step = _num(facts, "nonfinite_step")
+    at = f"update {step:.0f} was the first checked: " if math.isfinite(step) else ""
+    return f"{at}watch(..., nan_trace=True) checks every update and names where the NaN started"
+
+
 _PACE_STEPS = " → ".join("full speed" if p == math.inf else f"{p:g}" for p in reversed(PACES))
 _BATCHES = " → ".join(str(b) if b else "full" for b in BATCH_SIZES)
 _INITS = " → ".join("normal (randn*0.1)" if i == "normal" else i for i in INITS)
@@ -632,6 +638,14 @@ ACTIONS: dict[str, Action] = {
                 "add torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0) "
                 "before optimizer.step()"
             ),
+        ),
+        Action(
+            "nan_trace",
+            "check every update for the first NaN",
+            "Look for the first non-finite value on every update, not only measured ones",
+            trains=False,
+            where=frozenset({"torch"}),
+            script=_nan_trace,
         ),
         Action(
             "wait",

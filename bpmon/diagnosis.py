@@ -23,6 +23,7 @@ import math
 import statistics
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from bpmon.actions import ACTIONS, advice, shown_key
 from bpmon.runmodel import Finding, LayerStats, Severity, Snapshot
@@ -33,6 +34,8 @@ RAISE_AFTER = 5
 CLEAR_AFTER = 5
 # How many snapshots the rules look back over.
 WINDOW = 40
+# Rules on a recorded fact that cannot flicker: shown from the first snapshot that holds it.
+IMMEDIATE = frozenset({"non-finite"})
 
 
 Rule = Callable[[Sequence[Snapshot]], Finding | None]
@@ -462,9 +465,37 @@ def divergence(window: Sequence[Snapshot]) -> Finding | None:
         return None
     where = f" in {snap.diverged_layer}" if snap.diverged_layer else ""
     evidence = f"the loss diverged at step {snap.diverged_step}{where} (loss {snap.loss:.3g})"
+    if snap.nonfinite is not None:
+        evidence += "; " + snap.nonfinite.line
     layers = (snap.diverged_layer,) if snap.diverged_layer else ()
     actions = ("lr_down", "restart")
     return _finding("divergence", "error", layers, evidence, actions, _lr_facts(snap), " and ")
+
+
+# -- where the first non-finite value came from (issue 18 item 6) --------------------------------
+
+# A PyTorch run goes on after its first NaN (bpmon's own run diverges, and the divergence
+# finding says where). The origin is a recorded fact that does not come and go, so the finding
+# stands from the first line that carries it (see IMMEDIATE). Where the update named was not
+# the first non-finite one (the module's weights were already not finite, or its forward was
+# not checked), the advice is to check every update.
+
+
+def non_finite(window: Sequence[Snapshot]) -> Finding | None:
+    snap = window[-1]
+    origin = snap.nonfinite
+    if origin is None or snap.state == "diverged":
+        return None
+    # The module it was made in; a parameter only when no module was found.
+    where = origin.module or origin.gradient
+    names = (where,) if where else ()
+    # Found late, the first thing to do is to find where it started; found where it started,
+    # the usual cause is a step too large.
+    late = origin.weights or not origin.forward_checked
+    actions = ("nan_trace",) if late else _lr_actions(snap)
+    facts = _lr_facts(snap) | {"nonfinite_step": float(origin.step)}
+    evidence = origin.line.removeprefix("first non-finite: ")  # the rule's name says it
+    return _finding("non-finite", "error", names, evidence, actions, facts)
 
 
 # -- overfitting -----------------------------------------------------------------------------------
@@ -487,6 +518,7 @@ def overfitting(window: Sequence[Snapshot]) -> Finding | None:
 
 RULES: dict[str, Rule] = {
     "divergence": divergence,
+    "non-finite": non_finite,
     "exploding": exploding,
     "vanishing": vanishing,
     "dead ReLUs": dead_relus,
@@ -502,6 +534,7 @@ RULES: dict[str, Rule] = {
 # that no finding can name an action the view cannot render.
 RULE_ACTIONS: dict[str, frozenset[str]] = {
     "divergence": frozenset({"lr_down", "restart"}),
+    "non-finite": frozenset({"nan_trace", "lr_down", "clip"}),
     "exploding": frozenset({"init", "batchnorm", "lr_down", "clip"}),
     "vanishing": frozenset({"activation", "batchnorm", "depth_down"}),
     "dead ReLUs": frozenset({"init", "leaky_relu", "lr_down", "batchnorm"}),
@@ -528,7 +561,30 @@ def evaluate(window: Sequence[Snapshot]) -> tuple[Finding, ...]:
         return ()
     window = list(window)  # the rules slice it; a deque does not
     found = (rule(window) for rule in RULES.values())
-    return rank(f for f in found if f is not None)
+    normalised = normalises(window[-1])
+    return rank(_without_norm(f) if normalised else f for f in found if f is not None)
+
+
+def normalises(snap: Snapshot) -> bool:
+    """Whether the run's network has normalisation layers already: its switches say ``+bn``
+    (bpmon's batch-norm switch; a PyTorch model with any norm layer, torch's or one recognised
+    by what it is, see :func:`bpmon.torch.layers.is_norm`)."""
+    return "+bn" in snap.switches.split()
+
+
+def _without_norm(finding: Finding) -> Finding:
+    """``finding`` without the "try batch-norm" action: a network that normalises already is
+    not told to add it (on bpmon's own run its key would switch batch-norm off)."""
+    if "batchnorm" not in finding.actions:
+        return finding
+    actions = tuple(a for a in finding.actions if a != "batchnorm")
+    facts = dict(finding.facts)
+    return replace(
+        finding,
+        actions=actions,
+        advice=advice(actions, "live", facts),
+        key=shown_key(actions[0], "live") if actions else None,
+    )
 
 
 class Diagnosis:
@@ -563,7 +619,12 @@ class Diagnosis:
                 self._held[rule] = self._held.get(rule, 0) + 1
                 self._gone[rule] = 0
                 # An end state is final: what holds there is shown at once.
-                if self._held[rule] >= RAISE_AFTER or rule in self._shown or _final(snap):
+                if (
+                    self._held[rule] >= RAISE_AFTER
+                    or rule in self._shown
+                    or rule in IMMEDIATE
+                    or _final(snap)
+                ):
                     self._shown[rule] = now[rule]
             else:
                 self._held[rule] = 0

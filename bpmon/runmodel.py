@@ -153,6 +153,53 @@ class Boundary:
         return (point.x1 - left) / (right - left), (top - point.x2) / (top - bottom)
 
 
+# -- where the first non-finite value came from (issue 18 item 6) --------------------------------
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """Where a run's first non-finite value was seen, at update ``step``: the first update whose
+    gradients or loss were checked and found not finite (the PyTorch bridge checks due updates,
+    or every update with ``watch(..., nan_trace=True)``; bpmon's engine checks every update).
+
+    - ``gradient``: the first parameter, in backward order (the order backward produced the
+      gradients: output side first), whose gradient is not finite; "" when every gradient was
+      finite (a non-finite loss only) or none was checked.
+    - ``module``: the first module, in forward order, whose output was not finite while its
+      inputs were finite; "" when the forward pass was not checked on that update
+      (``forward_checked`` False) or every output was finite.
+    - ``weights``: that module's own parameters were already not finite, so the non-finite
+      value arrived at an earlier update that was not checked (its output is not where it
+      started).
+    - ``loss``: the loss logged for that update was not finite.
+    - ``inputs``: the model's own input (the data) was not finite, so no module made it.
+    """
+
+    step: int
+    gradient: str = ""
+    module: str = ""
+    weights: bool = False
+    forward_checked: bool = False
+    loss: bool = False
+    inputs: bool = False
+
+    @property
+    def line(self) -> str:
+        """One line, as the banner and the finding say it: where the first non-finite value
+        was made, ``first non-finite: transformer.h.3.attn, forward output, update 1234``. The
+        gradient is named only when nothing before it was found: once the forward pass or the
+        loss is not finite, backward makes every gradient so, the output side's first."""
+        if self.module:
+            head = f"{self.module}, {'weights' if self.weights else 'forward output'}"
+        elif self.inputs:
+            head = "the input data"
+        elif self.gradient and not (self.loss and self.forward_checked):
+            head = f"{self.gradient}, gradient"
+        else:
+            head = "the loss"
+        return f"first non-finite: {head}, update {self.step}"
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Everything a consumer may show about a run at one moment; immutable, plain values.
@@ -235,6 +282,11 @@ class Snapshot:
     clip_max: float | None = None
     clip_factor: float | None = None
     clipped_share: float | None = None
+    # -- where the first non-finite value came from (NonFinite; issue 18 item 6) ------------------
+    # Set from the first update found non-finite on, and kept on every later line: the run's
+    # first non-finite update does not change.
+    nonfinite: NonFinite | None = None
+    # -- end of the non-finite block --------------------------------------------------------------
 
 
 # -- the lines of a run file other than snapshots -------------------------------------------------

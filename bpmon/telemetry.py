@@ -25,9 +25,18 @@ from bpmon.engine.activations import ACTIVATIONS_BY_NAME, Array
 from bpmon.engine.network import Network
 from bpmon.engine.optimizers import Optimizer
 from bpmon.engine.view import LayerView
-from bpmon.runmodel import STATUSES, LayerStats, Status
+from bpmon.runmodel import STATUSES, LayerStats, NonFinite, Status
 
-__all__ = ["STATUSES", "LayerStats", "Status", "classify", "collect", "layer_stats"]
+__all__ = [
+    "STATUSES",
+    "LayerStats",
+    "Status",
+    "classify",
+    "collect",
+    "gradients_finite",
+    "layer_stats",
+    "nonfinite_origin",
+]
 
 
 def _norm(a: Array | None) -> float:
@@ -137,3 +146,79 @@ def first_nonfinite(views: Sequence[LayerView]) -> str:
 def first_nonfinite_layer(net: Network) -> str:
     """:func:`first_nonfinite` of ``net``'s layers, batch-norm parameters included."""
     return first_nonfinite(net.layer_views())
+
+
+# -- where the first non-finite value came from (issue 18 item 6) --------------------------------
+
+
+def _all_finite(a: Array | None) -> bool:
+    # A dot product is one BLAS pass with no temporary, and the cheapest NumPy call on the
+    # story's tiny arrays (np.sum costs three times more there); only a result that is not
+    # finite (a NaN, an infinity, or finite values whose squares overflow) is looked at
+    # element by element.
+    if a is None:
+        return True
+    square = a @ a if a.ndim == 1 else np.vdot(a, a)
+    return math.isfinite(float(square)) or bool(np.isfinite(a).all())
+
+
+def gradients_finite(net: Network) -> bool:
+    """Whether every gradient of ``net``'s last backward pass is finite: one dot product over
+    the flat gradient buffer (:attr:`Network.flat_grads`), so that the check costs one NumPy
+    call per step."""
+    flat = net.flat_grads
+    if flat is not None:
+        return math.isfinite(float(flat @ flat)) or bool(np.isfinite(flat).all())
+    return all(_all_finite(g) for g in net.grads.values())
+
+
+def nonfinite_origin(net: Network, step: int, loss: float) -> NonFinite | None:
+    """Where update ``step``'s non-finite loss or gradient came from, in ``net``'s buffers of
+    that update's training pass (None when both are finite: a runaway loss is not this).
+
+    The engine's conventions for :class:`~bpmon.runmodel.NonFinite`: a *module* is a layer
+    ``layer{i}`` (its Dense transform, batch-norm and activation together), its input the
+    Dense layer's input and its output the activation's output (the logits for the output
+    layer), so the layer named is the first whose output is not finite while its input is;
+    ``weights`` says its parameters were already not finite. The *backward order* is the
+    engine's: the output layer first, and within a layer batch-norm's ``gamma``, ``beta``
+    before the Dense layer's ``W``, ``b`` (the order :meth:`Network.forward_backward`
+    computes them), named as ``net.params`` names them."""
+    loss_bad = not math.isfinite(loss)
+    gradient = ""
+    for i in range(len(net.blocks) - 1, -1, -1):
+        for part in ("gamma", "beta", "W", "b"):
+            g = net.grads.get(f"layer{i}.{part}")
+            if g is not None and not bool(np.isfinite(g).all()):
+                gradient = f"layer{i}.{part}"
+                break
+        if gradient:
+            break
+    if not gradient and not loss_bad:
+        return None
+    module, weights, inputs = "", False, False
+    for i, block in enumerate(net.blocks):
+        x = getattr(block.dense, "_x", None)
+        if x is None or not bool(np.isfinite(x).all()):
+            inputs = i == 0 and x is not None  # else an earlier layer's output, said above
+            break
+        if block.act is not None:
+            out = block.a
+        else:
+            with np.errstate(all="ignore"):
+                out = x @ block.dense.W + block.dense.b
+        if out is not None and not bool(np.isfinite(out).all()):
+            module = f"layer{i}"
+            weights = any(
+                not bool(np.isfinite(p).all()) for p in net.layer_views()[i].params.values()
+            )
+            break
+    return NonFinite(
+        step=step,
+        gradient=gradient,
+        module=module,
+        weights=weights,
+        forward_checked=True,
+        loss=loss_bad,
+        inputs=inputs,
+    )

@@ -76,6 +76,21 @@ def test_advice_on_a_pytorch_run_is_a_script_change(
                 assert "lr" in text and any(ch.isdigit() for ch in text), text
 
 
+def test_a_model_that_normalises_is_never_told_to_add_normalisation(
+    outcomes: dict[str, Outcome],
+) -> None:
+    """Issue 16: the GPT (its own LayerNorm class) and the CNN (BatchNorm2d) normalise already;
+    no finding on them offers "try batch-norm"."""
+    checked = set()
+    for name, outcome in outcomes.items():
+        if "+bn" not in snapshots(outcome.path)[-1].switches.split():
+            continue
+        checked.add(BY_NAME[name].family)
+        for found in outcome.findings:
+            assert all("batchnorm" not in f.actions for f in found), [f.line for f in found]
+    assert checked == {"gpt", "cnn"}
+
+
 def test_the_clipped_lstm_advice_quotes_the_clipping(outcomes: dict[str, Outcome]) -> None:
     outcome = outcomes["lstm lrx100"]
     caught = outcome.caught()

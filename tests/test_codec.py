@@ -29,6 +29,7 @@ from bpmon.runmodel import (
     Header,
     LayerDescription,
     LayerStats,
+    NonFinite,
     Prediction,
     Restart,
     Snapshot,
@@ -106,6 +107,17 @@ snapshots = st.builds(
     clip_max=optional_floats,
     clip_factor=optional_floats,
     clipped_share=optional_floats,
+    nonfinite=st.none()
+    | st.builds(
+        NonFinite,
+        step=counts,
+        gradient=texts,
+        module=texts,
+        weights=st.booleans(),
+        forward_checked=st.booleans(),
+        loss=st.booleans(),
+        inputs=st.booleans(),
+    ),
 )
 
 

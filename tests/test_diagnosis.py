@@ -18,6 +18,7 @@ from bpmon.config import Thresholds
 from bpmon.diagnosis import CLEAR_AFTER, RAISE_AFTER, RULE_ACTIONS, RULES, Diagnosis, evaluate
 from bpmon.launch import live_trainer
 from bpmon.presets import list_presets, load_preset
+from bpmon.runmodel import NonFinite
 from bpmon.telemetry import LayerStats, classify
 from bpmon.trainer import Snapshot
 
@@ -160,6 +161,13 @@ MADE: dict[str, list[Snapshot]] = {
             [layer(0, math.nan), layer(1, math.nan), layer(2, math.nan, activation=None)],
             losses=[1.0, math.nan],
             state="diverged",
+        )
+    ],
+    # A PyTorch run goes on past its first NaN, the origin recorded on its lines.
+    "non-finite": [
+        replace(
+            snapshot([layer(0, math.nan), layer(1, math.nan), layer(2, math.nan, activation=None)]),
+            nonfinite=NonFinite(step=150, gradient="2.weight", module="1", forward_checked=True),
         )
     ],
     "overfitting": [
@@ -437,3 +445,17 @@ def test_every_action_renders_any_facts_as_one_line(
     for name in sorted({a for named in RULE_ACTIONS.values() for a in named}):
         text = ACTIONS[name].render(where, facts)
         assert text and "\n" not in text and text.isprintable()
+
+
+def test_a_network_that_normalises_is_not_told_to_try_batch_norm() -> None:
+    # Issue 16: a transformer with LayerNorm was told "try batch-norm". A PyTorch run's switches
+    # say +bn for any norm layer (torch's or a custom 1-D-weight one); bpmon's own for its switch.
+    stream = MADE["vanishing"]
+    starving = [replace(s, switches="8-8-8-1 relu") for s in stream]
+    assert any("batchnorm" in f.actions for f in evaluate(starving))
+    for switches in ("8-8-8-1 relu +bn", "8-8-8-1 +bn torch"):
+        found = evaluate([replace(s, switches=switches) for s in stream])
+        vanishing = next(f for f in found if f.rule == "vanishing")
+        assert "batchnorm" not in vanishing.actions and vanishing.actions
+        assert "batch-norm" not in vanishing.advice and "(b)" not in vanishing.advice
+        assert vanishing.key == ACTIONS[vanishing.actions[0]].key

@@ -159,6 +159,13 @@ def torch_snapshot(tmp_path: Path, **fields: Any) -> Snapshot:
     return TorchSnapshot(**{**values, "mode": "REPLAY", **fields})
 
 
+def test_a_hand_written_loop_s_unknown_lr_says_how_to_give_it() -> None:
+    # pytorch/examples word_language_model steps with p.data.add_: no optimiser, no lr to read.
+    figures = dict((name, value) for name, value, _ in run_figures(Snapshot(lr=math.nan)))
+    assert figures["lr"] == "unknown · mon.log(lr=…)"
+    assert dict((n, v) for n, v, _ in run_figures(Snapshot(lr=0.5)))["lr"] == "0.5"
+
+
 def test_a_torch_run_shows_its_figures_instead_of_predictions(tmp_path: Path) -> None:
     snapshot = torch_snapshot(
         tmp_path,

@@ -165,15 +165,26 @@ def test_the_replay_cursor_marks_the_plot_and_a_number_not_in_its_line(tmp_path:
         # Step 60 has no val_loss of its own: the title says so; the plot marks the cursor.
         await press(pilot, "home", *["right"] * 5)
         await wait_shows(pilot, "snapshot 6/40", "◆ step 60")
-        panel = await wait_title(pilot, "val_loss", 2)
-        title = next(x for x in panel if is_title(x, "val_loss", 2, 3))
-        assert "— · g 2/3" in title
-        assert "◆" in panel[-1]
+        # The panel redraws on its own frame: wait for the cursor's picture, not the status's.
+        await wait_screen(
+            pilot,
+            lambda s: (
+                any(is_title(x, "val_loss", 2, 3) and "— · g 2/3" in x for x in panel_lines(s))
+                and "◆" in panel_lines(s)[-1]
+            ),
+            "step 60 marked on val_loss's plot, its own value absent",
+        )
         # Before val_loss's first step the cursor is off its plot.
         await press(pilot, "home")
         await wait_shows(pilot, "snapshot 1/40")
-        panel = await wait_title(pilot, "val_loss", 2)
-        assert "◆" not in panel[-1]
+        await wait_screen(
+            pilot,
+            lambda s: (
+                any(is_title(x, "val_loss", 2, 3) for x in panel_lines(s))
+                and "◆" not in panel_lines(s)[-1]
+            ),
+            "the cursor off val_loss's plot at step 10",
+        )
 
     drive(app, body)
 

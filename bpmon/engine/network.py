@@ -28,7 +28,7 @@ import numpy as np
 
 from bpmon.config import DTYPES
 from bpmon.engine.activations import Activation, Array, get_activation
-from bpmon.engine.flat import pack
+from bpmon.engine.flat import joined, pack
 from bpmon.engine.initializers import init_weights
 from bpmon.engine.layers import BatchNorm, BufferPool, Dense, Dropout
 from bpmon.engine.losses import Loss
@@ -145,6 +145,9 @@ class Network:
             for i in range(len(self.blocks))
         ]
         self.decayed: tuple[str, ...] = tuple(f"layer{i}.W" for i in range(len(self.blocks)))
+        # Every gradient as one 1-D view (None when the dtypes differ): a check of all of them
+        # is one NumPy call (bpmon.telemetry.gradients_finite).
+        self.flat_grads: Array | None = joined(list(self.grads.values()))
 
     def layer_views(self, updates: Mapping[str, Array] | None = None) -> tuple[LayerView, ...]:
         """One :class:`LayerView` per Dense layer, input side first, of the last training pass.

@@ -37,6 +37,10 @@ Conventions (why, in the modules that implement them; docs/torch-bridge.md has t
   (confirmed by the weights changing before the next forward), or one :meth:`Monitor.step`
   call. Update ``n`` (from 1) is *due* when ``n == 1`` or ``n % every == 0``. Its line carries
   the loss of its own iteration, whether the loop logs before or after its step.
+- **Where the first NaN came from** (:mod:`bpmon.torch.nonfinite`): on due updates (every
+  update with ``nan_trace=True``), the first parameter in backward order whose gradient is not
+  finite and the first module whose output is not finite while its inputs are, recorded from
+  the first such update on (the line's ``nonfinite``).
 - **Cost.** On an update that is not due: a few Python calls (the optimisers' hooks, the
   clipping wrapper keeping the returned norm tensor), no host-device synchronisation (no
   ``.item()``, ``.cpu()``, ``float(tensor)``); :meth:`Monitor.log` keeps a detached reference
@@ -90,6 +94,7 @@ def watch(
     exclude: str | Sequence[str] | None = None,
     name: str | None = None,
     thresholds: Thresholds | None = None,
+    nan_trace: bool = False,
 ) -> Monitor:
     """Watch ``model``'s training and write a run file to ``path`` (created with its folders,
     truncated if it exists; or an open text stream).
@@ -102,6 +107,9 @@ def watch(
     ``thresholds``: for the statuses (default :class:`~bpmon.config.Thresholds`), validated as
     a preset's are: each finite and in range, so "no limit" is a large finite number.
     ``watch()`` on a path this process already watches closes the earlier monitor first.
+    ``nan_trace``: look for the first non-finite gradient and forward output on every update,
+    not only on due ones (:mod:`bpmon.torch.nonfinite`; it reads a few flags back every
+    update: its cost is in ``python -m benchmarks --only bridge``).
 
     Returns the :class:`~bpmon.torch.monitor.Monitor`; close it with :meth:`close` or use it as
     a context manager (the end line is also written at interpreter exit).
@@ -119,6 +127,7 @@ def watch(
         exclude=exclude,
         name=name,
         thresholds=thresholds,
+        nan_trace=nan_trace,
     )
 
 

@@ -3,9 +3,14 @@ path in a process.
 
 - **A traceback** (``sys.excepthook``) ends the run as ``error``, ctrl+c as ``interrupted``.
 - **``sys.exit(n)``** with a non-zero ``n`` (or a message) is an ``error``; ``sys.exit()`` and
-  ``sys.exit(0)`` are ``finished``. ``SystemExit`` never reaches ``sys.excepthook``, so the
-  code is taken from a wrapper of ``sys.exit`` (a bare ``raise SystemExit(3)`` is not seen and
-  ends as ``finished``).
+  ``sys.exit(0)`` are ``finished``. ``SystemExit`` never reaches ``sys.excepthook`` and its
+  code is gone by the time the exit's finalisers run, so the code is taken from a wrapper of
+  ``sys.exit``. A bare ``raise SystemExit(3)`` (or ``exit(3)``) is not seen and ends as
+  ``finished``. Replacing ``builtins.SystemExit`` by a subclass that notes its code was tried
+  and dropped: ``except SystemExit`` then names the subclass and no longer catches the
+  ``SystemExit`` that C code raises (``sys.exit`` itself, argparse's exits: bpmon's own CLI
+  tests caught it), and Python 3.11 has no cheap hook on a raise (3.12's ``sys.monitoring``
+  has only a global one, called on every exception of the process).
 - **SIGTERM** (a job scheduler, ``kill``, a container stopping) writes the end line
   ``interrupted`` for every open monitor, then does what the previous handler would: the
   default handler is put back and the signal raised again, so the process still ends with
@@ -53,11 +58,15 @@ class Output:
         self.pending: dict[str, Any] | None = None
         self.failed = False
         self.done = False
+        # Sees each snapshot line just before it is written (the monitor's NaN origin).
+        self.inspect: Callable[[dict[str, Any]], None] | None = None
         _open_outputs.add(self)
 
     def write(self, record: dict[str, Any]) -> None:
         if self.failed or self.done:
             return
+        if self.inspect is not None and "step" in record:
+            self.inspect(record)
         try:
             self.writer.write(record)
         except (OSError, ValueError) as exc:

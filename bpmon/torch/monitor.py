@@ -43,8 +43,9 @@ from bpmon.torch import clipping, distributed, ending
 from bpmon.torch.backward import BackwardPasses
 from bpmon.torch.forward import Activations
 from bpmon.torch.layers import architecture, find_layers, switches, unwrap
-from bpmon.torch.logged import PANEL, Logged
+from bpmon.torch.logged import PANEL, Logged, as_float
 from bpmon.torch.measure import Copies, RowNorms, weight_norms
+from bpmon.torch.nonfinite import NanTrace
 from bpmon.torch.optimisers import Optimisers, wrap_scaler
 from bpmon.torch.record import Clipping, build, lr_tensors, put_logged
 from bpmon.torch.updates import Updates
@@ -102,6 +103,7 @@ class Monitor(Updates):
         exclude: str | Sequence[str] | None = None,
         name: str | None = None,
         thresholds: Thresholds | None = None,
+        nan_trace: bool = False,
     ) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise BpmonError(f"every = {every!r}: expected an integer >= 1")
@@ -143,6 +145,8 @@ class Monitor(Updates):
         self._logged = Logged()
         self._clip = Clipping()
         self._scaler = scaler
+        self._nan_trace = bool(nan_trace)
+        self._nan = NanTrace(self.model, first.device)
 
         # The file first: a path that cannot be written is refused before any hook is in place,
         # and a monitor this process has writing the same path is closed before it is opened.
@@ -157,6 +161,7 @@ class Monitor(Updates):
             ending.release_path(str(path), self._release)
             raise
         self._path = str(path) if path_name else ""
+        self._out.inspect = self._inspect_line
 
         self._mode = None if optimizer is None else "optimizer"
         self._grad_norms = None
@@ -329,10 +334,17 @@ class Monitor(Updates):
         # previous iteration (a loop that logs after its update).
         self._logged_since_update = False
 
+    def _ended(self, n: int, skipped: bool) -> None:
+        self._nan.end_update(n, skipped, read=self._nan_trace)
+
+    def _inspect_line(self, record: dict[str, Any]) -> None:
+        self._nan.on_line(record, as_float(self._logged.values.get("loss")))
+
     def _arm(self, due_next: bool) -> None:
         """Get ready for the next update: forward hooks on while it is due, off otherwise; in a
         loop without (yet) an optimiser, the weight copy for its update ratio."""
         self._acts.arm(due_next)
+        self._nan.arm(due_next or self._nan_trace)
         if due_next and self._mode != "optimizer":
             self._copies.take(list(range(len(self._layers))))
 
@@ -348,6 +360,7 @@ class Monitor(Updates):
             handle.remove()
         self._bw.remove()
         self._acts.remove()
+        self._nan.remove()
         self._handles = []
         clipping.deactivate(self)
         if self._scaler is not None and "step" in vars(self._scaler):

@@ -50,6 +50,9 @@ class Updates:
     def _arm(self, due_next: bool) -> None:
         raise NotImplementedError
 
+    def _ended(self, n: int, skipped: bool) -> None:
+        raise NotImplementedError
+
     # -- updates --------------------------------------------------------------------------------
 
     def _due(self, n: int) -> bool:
@@ -98,6 +101,7 @@ class Updates:
     def _complete(self, skipped: bool, wait: bool = False) -> None:
         """After update ``steps + 1``: count it, measure it when due, arm the next one."""
         n = self.steps = self.steps + 1
+        self._ended(n, skipped)
         if self._due(n):
             self._deferred = (n, skipped)
             if not (wait and not self._opts.all_stepped()):

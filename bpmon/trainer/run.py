@@ -23,8 +23,14 @@ from bpmon.engine.network import Network
 from bpmon.engine.optimizers import Optimizer, make_optimizer
 from bpmon.errors import BpmonError
 from bpmon.memory import ensure_fits
-from bpmon.runmodel import PREDICTION_ROWS, LossHistory
-from bpmon.telemetry import LayerStats, collect, first_nonfinite_layer
+from bpmon.runmodel import PREDICTION_ROWS, LossHistory, NonFinite
+from bpmon.telemetry import (
+    LayerStats,
+    collect,
+    first_nonfinite_layer,
+    gradients_finite,
+    nonfinite_origin,
+)
 
 # A snapshot's accuracy (or R²) is measured on at most this many rows of each split while a run
 # goes on: on a split of 800,000 rows the full forward pass took 0.3 s, so snapshots every
@@ -119,6 +125,7 @@ class Run:
     initial_layers: tuple[LayerStats, ...] = ()
     diverged_step: int | None = None
     diverged_layer: str | None = None
+    nonfinite: NonFinite | None = None  # where the first non-finite value came from
     order: NDArray[np.intp] | None = None  # this epoch's sample order, for mini-batches
     # The rows a snapshot measures while the run goes on (see EVAL_ROWS); None: every row.
     eval_train: NDArray[np.intp] | None = None
@@ -217,10 +224,17 @@ class Run:
             epoch_done = True
         # math.isfinite on a Python float is the cheapest check there is; the runaway test
         # compares with a number fixed at step 1.
-        if not math.isfinite(loss) or loss > self.first_loss * RUNAWAY_FACTOR:
+        # A non-finite gradient with a finite loss (an overflow in backward) would put NaN
+        # into every weight at this step: it diverges here, where its origin can be seen.
+        if (
+            not math.isfinite(loss)
+            or loss > self.first_loss * RUNAWAY_FACTOR
+            or not gradients_finite(self.net)
+        ):
             self.loss = loss
             self.diverged_step = self.step + 1
             self.diverged_layer = first_nonfinite_layer(self.net)
+            self.nonfinite = nonfinite_origin(self.net, self.step + 1, loss)
             return "diverge"
         self.opt.step()
         self.step += 1

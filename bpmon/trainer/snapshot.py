@@ -123,6 +123,7 @@ def snapshot_of(run: Run, facts: LoopFacts) -> Snapshot:
         thresholds=run.config.thresholds,
         diverged_step=run.diverged_step,
         diverged_layer=run.diverged_layer,
+        nonfinite=run.nonfinite,
         message=facts.message,
         notice=facts.notice,
         notice_id=facts.notice_id,

@@ -101,7 +101,10 @@ def figure_lines(snapshot: Snapshot, width: int = 0) -> list[tuple[str, str, boo
         out.append(("lrs", value, not all(math.isfinite(x) for x in lrs)))
     else:
         lr = lrs[0] if lrs else snapshot.lr
-        out.append(("lr", figure(lr), False))
+        # A hand-written update (no torch.optim) has no lr the bridge can read: say how to give
+        # it, not "nan".
+        shown = figure(lr) if math.isfinite(lr) else "unknown · mon.log(lr=…)"
+        out.append(("lr", shown, False))
     return out
 
 

@@ -31,6 +31,8 @@ from bpmon.runmodel import Finding, LayerStats, Severity, Snapshot
 # failed for this many: at the monitor's 20 snapshots a second, about a quarter of a second.
 RAISE_AFTER = 5
 CLEAR_AFTER = 5
+# Rules about an event recorded once (a spike): raised at the first snapshot they hold.
+EVENTS = frozenset({"spike"})
 # How many snapshots the rules look back over.
 WINDOW = 40
 
@@ -467,6 +469,45 @@ def divergence(window: Sequence[Snapshot]) -> Finding | None:
     return _finding("divergence", "error", layers, evidence, actions, _lr_facts(snap), " and ")
 
 
+# -- spike -----------------------------------------------------------------------------------------
+
+# A spike is an event the writer found in its per-update series (bpmon.torch.spikes): the
+# finding stands while the line that recorded it is among the last SPIKE_HELD snapshots, and is
+# raised at once (EVENTS), since no later snapshot can hold it again.
+SPIKE_HELD = 20
+
+
+def _spike_words(snap: Snapshot) -> tuple[str, tuple[str, ...]] | None:
+    spikes = getattr(snap, "spikes", ())
+    if not spikes:
+        return None
+    sp = spikes[-1]
+    what = "gradient-norm" if sp.series == "grad_norm" else "loss"
+    words = (
+        f"{what} spike at update {sp.step}: {sp.value:.3g}, {sp.sigmas:.0f} standard deviations "
+        f"above the mean of the updates before ({sp.mean:.3g})"
+    )
+    if sp.layer:
+        words += (
+            f"; {sp.layer}'s gradient left its range first (update {sp.layer_step}, "
+            f"{sp.factor:.3g}x its median)"
+        )
+    if sp.series == "grad_norm" and sp.loss_followed is not None:
+        words += "; the loss followed" if sp.loss_followed else "; the loss did not follow"
+    return words, ((sp.layer,) if sp.layer else ())
+
+
+def spike(window: Sequence[Snapshot]) -> Finding | None:
+    for snap in reversed(list(window)[-SPIKE_HELD:]):
+        found = _spike_words(snap)
+        if found is not None:
+            evidence, layers = found
+            return _finding(
+                "spike", "warning", layers, evidence, _lr_actions(snap), _lr_facts(snap), " or "
+            )
+    return None
+
+
 # -- overfitting -----------------------------------------------------------------------------------
 
 # Training accuracy OVERFIT_GAP above test accuracy, and still rising over the window.
@@ -488,6 +529,7 @@ def overfitting(window: Sequence[Snapshot]) -> Finding | None:
 RULES: dict[str, Rule] = {
     "divergence": divergence,
     "exploding": exploding,
+    "spike": spike,
     "vanishing": vanishing,
     "dead ReLUs": dead_relus,
     "saturation": saturation,
@@ -503,6 +545,7 @@ RULES: dict[str, Rule] = {
 RULE_ACTIONS: dict[str, frozenset[str]] = {
     "divergence": frozenset({"lr_down", "restart"}),
     "exploding": frozenset({"init", "batchnorm", "lr_down", "clip"}),
+    "spike": frozenset({"lr_down", "clip"}),
     "vanishing": frozenset({"activation", "batchnorm", "depth_down"}),
     "dead ReLUs": frozenset({"init", "leaky_relu", "lr_down", "batchnorm"}),
     "saturation": frozenset({"init", "batchnorm", "activation"}),
@@ -563,7 +606,12 @@ class Diagnosis:
                 self._held[rule] = self._held.get(rule, 0) + 1
                 self._gone[rule] = 0
                 # An end state is final: what holds there is shown at once.
-                if self._held[rule] >= RAISE_AFTER or rule in self._shown or _final(snap):
+                if (
+                    self._held[rule] >= RAISE_AFTER
+                    or rule in self._shown
+                    or rule in EVENTS
+                    or _final(snap)
+                ):
                     self._shown[rule] = now[rule]
             else:
                 self._held[rule] = 0

@@ -33,6 +33,7 @@ from typing import IO, Any, Literal, Protocol
 
 from bpmon.codec import DecodeError
 from bpmon.cursor import ReplayCursor
+from bpmon.curvepoints import Points, envelope, points_of, points_of_raw, points_of_record
 from bpmon.errors import BpmonError
 from bpmon.lines import MAX_LINE, LineReader, last_line_start, skip_line
 from bpmon.liveness import Liveness
@@ -104,28 +105,41 @@ class _Curve:
     findings: array[int] = field(default_factory=lambda: array("i"))
     first_layers: tuple[LayerStats, ...] = ()
     info: RunInfo = field(default_factory=RunInfo)
+    # The loss curve: a line's own point, or every update's since the previous line where the
+    # line carries them (bpmon.curvepoints).
+    point_steps: array[int] = field(default_factory=lambda: array("q"))
+    point_losses: array[float] = field(default_factory=lambda: array("d"))
+    _thin: tuple[int, tuple[tuple[int, ...], tuple[float, ...]]] | None = None
 
-    def add(self, step: int, loss: float, offset: int, findings: int = -2) -> None:
+    def add(
+        self, step: int, loss: float, offset: int, findings: int = -2, points: Points | None = None
+    ) -> None:
         self.steps.append(step)
         self.losses.append(loss)
         self.offsets.append(offset)
         self.findings.append(findings)
+        for x, y in points or ((step, loss),):
+            self.point_steps.append(x)
+            self.point_losses.append(y)
 
     def extend(self, other: _Curve) -> None:
         self.steps.extend(other.steps)
         self.losses.extend(other.losses)
         self.offsets.extend(other.offsets)
         self.findings.extend(other.findings)
+        self.point_steps.extend(other.point_steps)
+        self.point_losses.extend(other.point_losses)
 
-    def thinned(self, upto: int | None = None) -> tuple[tuple[int, ...], tuple[float, ...]]:
-        """At most :data:`CURVE_POINTS` evenly spread points, the first and last kept; NaN
-        (a null loss) is left in, as the trainer's history leaves a diverged step."""
-        n = len(self.steps) if upto is None else min(upto, len(self.steps))
-        if n <= CURVE_POINTS:
-            picks: range | list[int] = range(n)
-        else:
-            picks = [round(i * (n - 1) / (CURVE_POINTS - 1)) for i in range(CURVE_POINTS)]
-        return tuple(self.steps[i] for i in picks), tuple(self.losses[i] for i in picks)
+    def thinned(self) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        """At most :data:`CURVE_POINTS` points, each stretch's lowest and highest (a spike
+        stays; :func:`bpmon.curvepoints.envelope`), the first and last kept; NaN (a null
+        loss) is left in, as the trainer's history leaves a diverged step. Kept until the
+        curve grows."""
+        n = len(self.point_steps)
+        if self._thin is None or self._thin[0] != n:
+            xs, ys = envelope(self.point_steps, self.point_losses, CURVE_POINTS)
+            self._thin = n, (tuple(xs), tuple(ys))
+        return self._thin[1]
 
 
 RECORDED = -1
@@ -348,13 +362,10 @@ class RunFileSource:
                         # curve needs only those, and a regex is ten times cheaper than parsing
                         # the whole line (its layers) as JSON.
                         step, loss, rid = fast.groups()
-                        if int(rid) == run_id:
-                            curves[run_id].add(
-                                int(step),
-                                math.nan if loss == b"null" else float(loss),
-                                offset,
-                                fast_index,
-                            )
+                        x, y = int(step), math.nan if loss == b"null" else float(loss)
+                        points = points_of_raw(raw, x, y)
+                        if int(rid) == run_id and points is not None:
+                            curves[run_id].add(x, y, offset, fast_index, points)
                             number += 1
                             continue
                     record = _parse(raw)
@@ -386,7 +397,8 @@ class RunFileSource:
                             curves[run_id] = _Curve(first_layers=layers, info=info)
                             order.append(run_id)
                         index = RECORDED if "findings" in record else PENDING
-                        curves[run_id].add(line.step, line.loss, offset, index)
+                        points = points_of_record(record, line.step, line.loss)
+                        curves[run_id].add(line.step, line.loss, offset, index, points)
                     number += 1
         except OSError:
             return
@@ -484,7 +496,8 @@ class RunFileSource:
                 index = self._pass.add(line)
             else:
                 index = PENDING  # _diagnose_file reaches it in file order
-            curve.add(line.step, line.loss, offset, index)
+            points = points_of(line.step, line.loss, line.update_start, line.update_losses)
+            curve.add(line.step, line.loss, offset, index, points)
             self._last = line
 
     def _count_corrupt(self, number: int, why: str) -> None:
@@ -655,7 +668,7 @@ class RunFileSource:
             findings = snap.findings
         elif recorded >= 0:
             findings = self._pass.sets[recorded]
-        steps, losses = curve.thinned(None)
+        steps, losses = curve.thinned()
         previous: tuple[tuple[int, ...], tuple[float, ...]] = ((), ())
         order = self._run_order.index(run_id)
         if order > 0:

@@ -40,7 +40,13 @@ HOUSE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("training: the run, its loop, its snapshots", ("bpmon.trainer",)),
     (
         "reading snapshots: findings, the report, the run file",
-        ("bpmon.diagnosis", "bpmon.report", "bpmon.runfile", "bpmon.readback"),
+        (
+            "bpmon.diagnosis",
+            "bpmon.report",
+            "bpmon.runfile",
+            "bpmon.readback",
+            "bpmon.curvepoints",
+        ),
     ),
     (
         "sources of snapshots, and the PyTorch writers",

@@ -90,6 +90,9 @@ def watch(
     exclude: str | Sequence[str] | None = None,
     name: str | None = None,
     thresholds: Thresholds | None = None,
+    spike_sigmas: float = 7.0,
+    spike_window: int = 1000,
+    spike_context: int = 8,
 ) -> Monitor:
     """Watch ``model``'s training and write a run file to ``path`` (created with its folders,
     truncated if it exists; or an open text stream).
@@ -102,6 +105,10 @@ def watch(
     ``thresholds``: for the statuses (default :class:`~bpmon.config.Thresholds`), validated as
     a preset's are: each finite and in range, so "no limit" is a large finite number.
     ``watch()`` on a path this process already watches closes the earlier monitor first.
+    ``spike_sigmas``, ``spike_window``: a spike is a loss or global gradient norm at least this
+    many standard deviations above the mean of this many updates before it (OLMo 2's 7 and
+    1,000); ``spike_context``: the K updates whose rows' norms a spike's record holds before it,
+    and that are measured in full after it (:mod:`bpmon.torch.spikes`).
 
     Returns the :class:`~bpmon.torch.monitor.Monitor`; close it with :meth:`close` or use it as
     a context manager (the end line is also written at interpreter exit).
@@ -119,6 +126,9 @@ def watch(
         exclude=exclude,
         name=name,
         thresholds=thresholds,
+        spike_sigmas=spike_sigmas,
+        spike_window=spike_window,
+        spike_context=spike_context,
     )
 
 

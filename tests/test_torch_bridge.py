@@ -1023,5 +1023,10 @@ def test_the_bridge_benchmark_runs_in_quick_mode(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads(out.read_text(encoding="utf-8"))["figures"]
-    for key in ("bridge_every50_vs_torch", "bridge_every1_vs_torch", "bridge_gpt_every50_vs_torch"):
+    for key in (
+        "bridge_every50_vs_torch",
+        "bridge_every1_vs_torch",
+        "bridge_gpt_every50_vs_torch",
+        "bridge_every50_loss_only_vs_torch",
+    ):
         assert math.isfinite(figures[key]["ratio"]), figures[key]

@@ -164,10 +164,29 @@ def test_spike_options_are_checked_in_one_line(tmp_path: Path) -> None:
         {"spike_window": 2.5},
         {"spike_context": 0},
         {"spike_context": True},
+        {"update_norms": "yes"},
     ]
     for options in bad:
-        with pytest.raises(BpmonError, match=r"^watch: spike_\w+ = .*: expected"):
+        with pytest.raises(BpmonError, match=r"^watch: (spike_\w+|update_norms) = .*: expected"):
             watch(model, tmp_path / "x.jsonl", **options)
+
+
+def test_without_update_norms_the_loss_series_stays(tmp_path: Path) -> None:
+    model = nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    path = tmp_path / "n.jsonl"
+    with watch(model, path, every=5, update_norms=False) as mon:
+        for i in range(10):
+            loss = model(torch.ones(2, 3) * i).pow(2).mean()
+            mon.log(loss=loss)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    lines = records(path)
+    assert [x for r in lines for x in r["update_grad_norms"]] == [None] * 10
+    assert None not in [x for r in lines for x in r["update_losses"]]
+    # The due updates' own rows are measured as ever.
+    assert all(r["layers"][0]["grad_norm"] is not None for r in lines)
 
 
 # -- the score --------------------------------------------------------------------------------

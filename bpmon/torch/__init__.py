@@ -93,6 +93,7 @@ def watch(
     spike_sigmas: float = 7.0,
     spike_window: int = 1000,
     spike_context: int = 8,
+    update_norms: bool = True,
 ) -> Monitor:
     """Watch ``model``'s training and write a run file to ``path`` (created with its folders,
     truncated if it exists; or an open text stream).
@@ -108,7 +109,10 @@ def watch(
     ``spike_sigmas``, ``spike_window``: a spike is a loss or global gradient norm at least this
     many standard deviations above the mean of this many updates before it (OLMo 2's 7 and
     1,000); ``spike_context``: the K updates whose rows' norms a spike's record holds before it,
-    and that are measured in full after it (:mod:`bpmon.torch.spikes`).
+    and that are measured in full after it (:mod:`bpmon.torch.spikes`). ``update_norms``: norm
+    the gradients on every update (one pass over them, on their device) for the per-update
+    series and the spikes' context; False leaves only the loss series (see
+    docs/torch-bridge.md, "What it costs", for when that pass matters).
 
     Returns the :class:`~bpmon.torch.monitor.Monitor`; close it with :meth:`close` or use it as
     a context manager (the end line is also written at interpreter exit).
@@ -129,6 +133,7 @@ def watch(
         spike_sigmas=spike_sigmas,
         spike_window=spike_window,
         spike_context=spike_context,
+        update_norms=update_norms,
     )
 
 

@@ -121,8 +121,11 @@ class Monitor(Updates):
         spike_sigmas: float = SIGMAS,
         spike_window: int = WINDOW,
         spike_context: int = CONTEXT,
+        update_norms: bool = True,
     ) -> None:
         sigmas, window, context = check_spikes(spike_sigmas, spike_window, spike_context)
+        if not isinstance(update_norms, bool):
+            raise BpmonError(f"watch: update_norms = {update_norms!r}: expected True or False")
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise BpmonError(f"every = {every!r}: expected an integer >= 1")
         if not isinstance(model, nn.Module):
@@ -173,7 +176,7 @@ class Monitor(Updates):
             first.device,
             self._dtype,
             keep=every + 2 * context + RANGE + 2,
-            enabled=self._shards is None,
+            enabled=self._shards is None and bool(update_norms),
         )
         self._tensor_rows = self._rn.tensor_rows()
         self._scorer = Scorer(sigmas, window, context)

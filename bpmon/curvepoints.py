@@ -34,8 +34,10 @@ MAX_SERIES = 100_000
 
 
 def points_of(step: int, loss: float, start: int | None, losses: Sequence[float]) -> Points:
-    """The curve's points of one decoded snapshot line."""
-    if start is None or not losses or start + len(losses) - 1 != step:
+    """The curve's points of one decoded snapshot line: its own point where the series is
+    missing, does not end at the line's step, or is longer than :data:`MAX_SERIES` (a file from
+    elsewhere cannot make a reader keep millions of points per line)."""
+    if start is None or not losses or start + len(losses) - 1 != step or len(losses) > MAX_SERIES:
         return [(step, loss)]
     return [(start + i, x) for i, x in enumerate(losses)]
 
@@ -96,12 +98,12 @@ def envelope(xs: Sequence[int], ys: Sequence[float], points: int) -> tuple[list[
         low = high = lo
         for i in range(lo, hi):
             y = ys[i]
-            if y != y:  # NaN: the highest
+            if y != y:  # NaN counts as the highest: a divergence stays visible
                 high = i
                 break
             if y < ys[low]:
                 low = i
-            if ys[high] == ys[high] and y > ys[high]:
+            if y > ys[high]:
                 high = i
         picks.extend(sorted({low, high}))
     picks.append(n - 1)

@@ -15,7 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bpmon.codec import to_record
-from bpmon.curvepoints import envelope, points_of, points_of_raw, points_of_record
+from bpmon.curvepoints import (
+    MAX_SERIES,
+    envelope,
+    points_of,
+    points_of_raw,
+    points_of_record,
+)
 from bpmon.diagnosis import Diagnosis
 from bpmon.readback import decode_line
 from bpmon.runmodel import Snapshot
@@ -251,6 +257,13 @@ def test_the_fast_scan_reads_the_series_as_the_decoder_does(step: int, losses: l
         assert got is not None
         assert [x for x, _ in got] == [x for x, _ in want]
         assert [repr(y) for _, y in got] == [repr(y) for _, y in want]
+
+
+def test_a_series_that_does_not_fit_its_line_is_one_point() -> None:
+    assert points_of(10, 2.0, 5, (1.0, 2.0)) == [(10, 2.0)]  # ends at 6, not 10
+    assert points_of(10, 2.0, None, (1.0,)) == [(10, 2.0)]
+    long = (1.0,) * (MAX_SERIES + 1)
+    assert points_of(MAX_SERIES + 1, 1.0, 1, long) == [(MAX_SERIES + 1, 1.0)]
 
 
 @settings(max_examples=100, deadline=None)

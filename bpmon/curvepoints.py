@@ -57,7 +57,7 @@ def points_of_raw(raw: bytes, step: int, loss: float) -> Points | None:
     """:func:`points_of` from a line's bytes; None when the series is there but not readable
     exactly (the caller decodes the line then)."""
     at = raw.rfind(b'"update_start":')
-    if at < 0:
+    if at < 0 or raw.find(b'"update_losses":', at) < 0:
         return [(step, loss)]
     found = _SERIES.match(raw, at)
     if found is None:

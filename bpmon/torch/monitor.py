@@ -362,7 +362,8 @@ class Monitor(Updates):
             losses[i] = x
         norms = extra["series_g"]
         record.update(encode_fields(Snapshot, update_start=first, update_grad_norms=tuple(norms)))
-        record.update(encode_fields(Snapshot, update_losses=tuple(losses)))
+        if after or any(x == x for x in losses):  # a loop that logs no loss writes none
+            record.update(encode_fields(Snapshot, update_losses=tuple(losses)))
         self._lrs = []
         self._score_unscored(record)  # a line that went out without its loss
         if not after:

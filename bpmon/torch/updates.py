@@ -140,6 +140,7 @@ class Updates:
             return
         self._resolve_backward()
         self._out.flush_pending()
+        self._series.now = None  # a backward pass that was no update left its norms behind
         self._norms(self._scale(self._scaler is not None), self._due(self.steps + 1))
         self._bw.wait_for_forward()
 

@@ -37,8 +37,14 @@ Conventions (why, in the modules that implement them; docs/torch-bridge.md has t
   (confirmed by the weights changing before the next forward), or one :meth:`Monitor.step`
   call. Update ``n`` (from 1) is *due* when ``n == 1`` or ``n % every == 0``. Its line carries
   the loss of its own iteration, whether the loop logs before or after its step.
+- **Every update** (:mod:`bpmon.torch.series`, :mod:`bpmon.torch.spikes`): the logged loss and
+  the global gradient norm before clipping, kept on the device and carried by the next line
+  (``update_start``, ``update_losses``, ``update_grad_norms``); spikes in them (7 sigma over the
+  last 1,000 updates) scored at each line, the K updates after one measured in full, and its
+  record naming the row whose norm left its own range first.
 - **Cost.** On an update that is not due: a few Python calls (the optimisers' hooks, the
-  clipping wrapper keeping the returned norm tensor), no host-device synchronisation (no
+  clipping wrapper keeping the returned norm tensor), one norm of the gradients on their device
+  (``update_norms=False`` leaves it out), no host-device synchronisation (no
   ``.item()``, ``.cpu()``, ``float(tensor)``); :meth:`Monitor.log` keeps a detached reference
   to a tensor and reads it only on a due update. On a due update: one copy of the watched
   weights, norms on the tensors' device, forward hooks during that update's forward passes,

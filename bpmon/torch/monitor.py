@@ -3,7 +3,8 @@ figure of a due update is taken (see :mod:`bpmon.torch` for the conventions, the
 below for each job: :mod:`~bpmon.torch.layers` the rows, :mod:`~bpmon.torch.measure` the norms
 and the weights' copy, :mod:`~bpmon.torch.forward` the activations, :mod:`~bpmon.torch.clipping`
 the gradient before clipping, :mod:`~bpmon.torch.record` the line, :mod:`~bpmon.torch.ending`
-the end line).
+the end line, :mod:`~bpmon.torch.series` every update's loss and gradient norm,
+:mod:`~bpmon.torch.spikes` the spikes in them).
 
 Why the measurement sits where it does:
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,16 @@ from bpmon.sources import RunFileSource  # noqa: E402
 from bpmon.torch import watch  # noqa: E402
 from bpmon.torch.spikes import Scorer, first_to_leave  # noqa: E402
 from tests.torch_zoo import GPT  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """These models are tiny: at two intra-op threads on a machine shared with other jobs a
+    step took 50x longer than at one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def records(path: Path) -> list[dict[str, Any]]:

@@ -111,6 +111,27 @@ def test_every_update_has_its_loss_and_norm_in_the_file(tmp_path: Path, log_afte
         assert r["update_grad_norms"][-1] == pytest.approx(r["grad_norm_total"], rel=1e-6)
 
 
+def test_a_long_gap_between_lines_keeps_every_norm(tmp_path: Path) -> None:
+    """Lines 150 updates apart: the series is reduced in chunks of 64 on the way."""
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    path = tmp_path / "g.jsonl"
+    with watch(model, path, every=150) as mon:
+        for _ in range(300):
+            loss = model(torch.randn(4, 3)).pow(2).mean()
+            mon.log(loss=loss)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    lines = records(path)
+    assert [(r["step"], r["update_start"]) for r in lines] == [(1, 1), (150, 2), (300, 151)]
+    norms = [x for r in lines for x in r["update_grad_norms"]]
+    assert len(norms) == 300 and all(x is not None and x > 0 for x in norms)
+    for r in lines:
+        assert r["update_grad_norms"][-1] == pytest.approx(r["grad_norm_total"], rel=1e-6)
+
+
 def test_the_reader_draws_every_update_and_keeps_a_spike(tmp_path: Path) -> None:
     path = tmp_path / "c.jsonl"
     train_gpt(path, 40, 20)

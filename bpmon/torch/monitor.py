@@ -50,7 +50,7 @@ from bpmon.torch.logged import PANEL, Logged
 from bpmon.torch.measure import Copies, RowNorms, weight_norms
 from bpmon.torch.optimisers import Optimisers, wrap_scaler
 from bpmon.torch.record import Clipping, build, lr_tensors, put_logged
-from bpmon.torch.series import Series
+from bpmon.torch.series import RING, Series
 from bpmon.torch.spikes import CONTEXT, RANGE, SIGMAS, WINDOW, Scorer, spike_record
 from bpmon.torch.updates import Updates
 
@@ -176,7 +176,8 @@ class Monitor(Updates):
             tensors,
             first.device,
             self._dtype,
-            keep=every + 2 * context + RANGE + 2,
+            # A spike found up to RING updates late still has its context.
+            keep=min(every, RING) + 2 * context + RANGE + 2,
             enabled=self._shards is None and bool(update_norms),
         )
         self._tensor_rows = self._rn.tensor_rows()

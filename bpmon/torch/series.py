@@ -3,8 +3,10 @@ them (issue 18 item 4), and the per-tensor norms of recent updates for a spike's
 
 On every update the gradients' per-tensor norms are taken once (one ``torch._foreach_norm``
 and one ``torch.stack``, on the gradients' device, before any clipping) and the 1-D tensor is
-kept in a ring of the last ``every + 2K + RANGE`` updates; a due update's per-row gradient norms
-are summed from the same tensor, so it is not normed twice. The logged loss is kept as what
+kept in a ring of the last ``min(every, RING) + 2K + RANGE`` updates (a spike's context); every
+:data:`CHUNK` updates those not yet read are reduced to their global norms, so the series holds
+a few bytes per update whatever ``every`` is. A due update's per-row gradient norms are summed
+from the same tensor, so it is not normed twice. The logged loss is kept as what
 :meth:`~bpmon.torch.monitor.Monitor.log` was given (a detached tensor or a float), by the number
 of updates done when it was logged. Nothing is read back on an update that is not due: a line
 reads the global norms of every update since the previous line (one norm over the stacked
@@ -30,6 +32,13 @@ from bpmon.torch.logged import Held
 from bpmon.torch.measure import norms
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
+# Every CHUNK updates the per-tensor norms kept for the series are reduced to their global
+# norms (one stack and one norm, on the device): the series costs a few bytes an update
+# however large ``every`` is. The ring of per-tensor norms, a spike's context, is bounded apart.
+CHUNK = 64
+# The ring of per-tensor norms reaches back at most this many updates past a spike's context:
+# with a larger ``every``, a spike found later than that has no per-row context.
+RING = 1024
 
 
 class Series:
@@ -52,6 +61,8 @@ class Series:
         )
         self.now: torch.Tensor | None = None  # this update's per-tensor norms
         self.ring: deque[tuple[int, torch.Tensor | None]] = deque(maxlen=max(keep, 1))
+        self._open: list[tuple[int, torch.Tensor | None]] = []  # not reduced yet
+        self._chunks: list[tuple[int, torch.Tensor]] = []  # (first update, global norms)
         self.losses: dict[int, Held] = {}
         self.written = 0  # the last update whose figures a line has carried
 
@@ -82,9 +93,30 @@ class Series:
         return torch.stack(slots) if slots else torch.zeros(0, dtype=self.dtype)
 
     def done(self, n: int) -> None:
-        """Update ``n`` is over: keep its norms (if measured) in the ring."""
-        self.ring.append((n, self.now))
+        """Update ``n`` is over: keep its norms (if measured) in the ring and the series."""
+        if self.enabled:
+            self.ring.append((n, self.now))
+            self._open.append((n, self.now))
+            if len(self._open) >= CHUNK:
+                self._reduce()
         self.now = None
+
+    def _reduce(self) -> None:
+        """The open updates' global norms, as one tensor (NaN where not measured)."""
+        if not self._open:
+            return
+        first = self._open[0][0]
+        pers = [t for _, t in self._open]
+        if all(t is not None for t in pers):
+            stacked = torch.stack(pers)  # type: ignore[arg-type]
+            out: torch.Tensor = torch.linalg.vector_norm(stacked, dim=1)
+        else:
+            out = torch.full((len(pers),), math.nan, dtype=self.dtype, device=self.device)
+            for i, t in enumerate(pers):
+                if t is not None:
+                    out[i] = torch.linalg.vector_norm(t)
+        self._chunks.append((first, out))
+        self._open = []
 
     def log(self, done: int, loss: Held) -> None:
         """A loss logged while ``done`` updates were done (the last one logged counts)."""
@@ -95,17 +127,23 @@ class Series:
     def grad_norms(self, first: int, last: int) -> torch.Tensor:
         """The global norm of each update ``first`` .. ``last`` (NaN where not measured), one
         1-D tensor on the device."""
-        kept = {n: t for n, t in self.ring if first <= n <= last}
-        m = last - first + 1
-        if self.enabled and len(kept) == m and all(t is not None for t in kept.values()):
-            stacked = torch.stack([kept[n] for n in range(first, last + 1)])  # type: ignore[misc]
-            norm: torch.Tensor = torch.linalg.vector_norm(stacked, dim=1)
-            return norm
-        out = torch.full((m,), math.nan, dtype=self.dtype, device=self.device)
-        for n, t in kept.items():
-            if t is not None:
-                out[n - first] = torch.linalg.vector_norm(t)
-        return out
+        self._reduce()
+        pieces, at = [], first
+        for start, norms_ in self._chunks:
+            end = start + norms_.numel() - 1
+            if end < at or start > last:
+                continue
+            if start > at:
+                pieces.append(self._nan(start - at))
+            pieces.append(norms_[max(at - start, 0) : min(last, end) - start + 1])
+            at = min(last, end) + 1
+        if at <= last:
+            pieces.append(self._nan(last - at + 1))
+        self._chunks = [(s, t) for s, t in self._chunks if s + t.numel() - 1 > last]
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+
+    def _nan(self, m: int) -> torch.Tensor:
+        return torch.full((m,), math.nan, dtype=self.dtype, device=self.device)
 
     def loss_slots(
         self, first: int, last: int, after: bool

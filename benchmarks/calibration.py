@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bpmon.codec import from_record
+from bpmon.codec import field_reader, from_record
 from bpmon.diagnosis import Diagnosis
 from bpmon.finding import Finding
 from bpmon.runfile import check_header, denum, layer_from_record, parse_line
@@ -103,6 +103,7 @@ class Outcome:
 # -- reading a run file back -----------------------------------------------------------------------
 
 _OPTIONAL = ("lrs", "grad_norm_total", "clip_max", "clip_factor", "clipped_share")
+_SPIKES = field_reader(Snapshot, "spikes")
 
 
 def snapshots(path: Path) -> list[Snapshot]:
@@ -133,6 +134,8 @@ def snapshots(path: Path) -> list[Snapshot]:
             extra["lrs"] = tuple(denum(v) for v in extra["lrs"])
         if isinstance(record.get("nonfinite"), dict):
             extra["nonfinite"] = from_record(NonFinite, record["nonfinite"])
+        if record.get("spikes"):
+            extra["spikes"] = _SPIKES(record["spikes"])  # the bridge's, as a reader decodes them
         out.append(
             Snapshot(
                 run_id=int(record.get("run_id") or 0),

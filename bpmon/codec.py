@@ -78,7 +78,7 @@ def to_record(obj: Any, omit: Collection[str] = ()) -> dict[str, Any]:
     return {
         key: _encode(getattr(obj, f.name))
         for f, key, _ in _fields(type(obj))
-        if _recorded(f) and f.name not in omit
+        if _recorded(f) and f.name not in omit and not _left_out(f, obj)
     }
 
 
@@ -369,6 +369,12 @@ def _fields(cls: type[Any]) -> _Fields:
 
 def _recorded(f: dataclasses.Field[Any]) -> bool:
     return bool(f.metadata.get("record", True))
+
+
+def _left_out(f: dataclasses.Field[Any], obj: Any) -> bool:
+    """A field marked ``sparse`` is written only when it differs from its default: a series
+    only one writer keeps (the PyTorch bridge's per-update loss) costs the others nothing."""
+    return bool(f.metadata.get("sparse")) and getattr(obj, f.name) == f.default
 
 
 def _has_default(f: dataclasses.Field[Any]) -> bool:

@@ -34,8 +34,9 @@ RAISE_AFTER = 5
 CLEAR_AFTER = 5
 # How many snapshots the rules look back over.
 WINDOW = 40
-# Rules on a recorded fact that cannot flicker: shown from the first snapshot that holds it.
-IMMEDIATE = frozenset({"non-finite"})
+# Rules on a recorded fact that cannot flicker (where the first NaN came from) or an event
+# recorded once (a spike): shown from the first snapshot that holds it.
+IMMEDIATE = frozenset({"non-finite", "spike"})
 
 
 Rule = Callable[[Sequence[Snapshot]], Finding | None]
@@ -498,6 +499,45 @@ def non_finite(window: Sequence[Snapshot]) -> Finding | None:
     return _finding("non-finite", "error", names, evidence, actions, facts)
 
 
+# -- spike -----------------------------------------------------------------------------------------
+
+# A spike is an event the writer found in its per-update series (bpmon.torch.spikes): the
+# finding stands while the line that recorded it is among the last SPIKE_HELD snapshots, and is
+# raised at once (IMMEDIATE), since no later snapshot can hold it again.
+SPIKE_HELD = 20
+
+
+def _spike_words(snap: Snapshot) -> tuple[str, tuple[str, ...]] | None:
+    spikes = getattr(snap, "spikes", ())
+    if not spikes:
+        return None
+    sp = spikes[-1]
+    what = "gradient-norm" if sp.series == "grad_norm" else "loss"
+    words = (
+        f"{what} spike at update {sp.step}: {sp.value:.3g}, {sp.sigmas:.0f} standard deviations "
+        f"above the mean of the updates before ({sp.mean:.3g})"
+    )
+    if sp.layer:
+        words += (
+            f"; {sp.layer}'s gradient left its range first (update {sp.layer_step}, "
+            f"{sp.factor:.3g}x its median)"
+        )
+    if sp.series == "grad_norm" and sp.loss_followed is not None:
+        words += "; the loss followed" if sp.loss_followed else "; the loss did not follow"
+    return words, ((sp.layer,) if sp.layer else ())
+
+
+def spike(window: Sequence[Snapshot]) -> Finding | None:
+    for snap in reversed(list(window)[-SPIKE_HELD:]):
+        found = _spike_words(snap)
+        if found is not None:
+            evidence, layers = found
+            return _finding(
+                "spike", "warning", layers, evidence, _lr_actions(snap), _lr_facts(snap), " or "
+            )
+    return None
+
+
 # -- overfitting -----------------------------------------------------------------------------------
 
 # Training accuracy OVERFIT_GAP above test accuracy, and still rising over the window.
@@ -520,6 +560,7 @@ RULES: dict[str, Rule] = {
     "divergence": divergence,
     "non-finite": non_finite,
     "exploding": exploding,
+    "spike": spike,
     "vanishing": vanishing,
     "dead ReLUs": dead_relus,
     "saturation": saturation,
@@ -536,6 +577,7 @@ RULE_ACTIONS: dict[str, frozenset[str]] = {
     "divergence": frozenset({"lr_down", "restart"}),
     "non-finite": frozenset({"nan_trace", "lr_down", "clip"}),
     "exploding": frozenset({"init", "batchnorm", "lr_down", "clip"}),
+    "spike": frozenset({"lr_down", "clip"}),
     "vanishing": frozenset({"activation", "batchnorm", "depth_down"}),
     "dead ReLUs": frozenset({"init", "leaky_relu", "lr_down", "batchnorm"}),
     "saturation": frozenset({"init", "batchnorm", "activation"}),

@@ -12,6 +12,8 @@ metadata says where it travels:
 - ``key``: the JSON key when it is not the field's name (``"time"`` for ``elapsed``).
 - ``null_as``: the value a JSON ``null`` stands for where the field has no None (a writer that
   does not know the epoch writes null; the monitor shows epoch 0).
+- ``sparse``: written only where the value is not the field's default (a reader decodes a
+  missing key as the default).
 
 Conventions: numbers that are not finite are NaN in the model and ``null`` in a file; a count
 (a step, an epoch, a fan-in) is an int >= 0; text from a file has been made printable
@@ -201,6 +203,31 @@ class NonFinite:
 
 
 @dataclass(frozen=True)
+class Spike:
+    """A point of a per-update series (the loss, or the global gradient norm before clipping)
+    at least ``sigmas`` standard deviations above the rolling mean of the updates before it;
+    written by the PyTorch bridge (:mod:`bpmon.torch.spikes` says how it is scored).
+
+    ``layer`` is the row whose gradient norm (weights and biases together) left its own range
+    first in the updates up to ``step``, at update ``layer_step``, ``factor`` times the median
+    of its range ("" and NaN when none did). ``loss_followed``: whether the loss spiked too
+    within the updates after (None: no loss was logged). ``norms`` holds every row's gradient
+    norm (rows in the line's order) for updates ``norms_start`` .. ``step``: the context."""
+
+    step: int
+    series: Literal["grad_norm", "loss"]
+    value: float
+    mean: float
+    sigmas: float
+    layer: str = ""
+    layer_step: int | None = None
+    factor: float = math.nan
+    loss_followed: bool | None = None
+    norms_start: int = 0
+    norms: tuple[tuple[float, ...], ...] = ()
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything a consumer may show about a run at one moment; immutable, plain values.
 
@@ -287,6 +314,17 @@ class Snapshot:
     # first non-finite update does not change.
     nonfinite: NonFinite | None = None
     # -- end of the non-finite block --------------------------------------------------------------
+
+    # -- every update, not only the measured ones (the PyTorch bridge; issue 18 items 4-5) -----
+    # Updates ``update_start`` .. ``update_start + len - 1``, the ones since the previous line
+    # (this line's own the last): each one's logged loss and global gradient norm before
+    # clipping, NaN where not known. None and (): not recorded (every other writer).
+    # A field is written only where it is not its default (``sparse``).
+    update_start: int | None = field(default=None, metadata={"sparse": True})
+    update_losses: tuple[float, ...] = field(default=(), metadata={"sparse": True})
+    update_grad_norms: tuple[float, ...] = field(default=(), metadata={"sparse": True})
+    # The spikes found in those series whose context is complete (see Spike).
+    spikes: tuple[Spike, ...] = field(default=(), metadata={"sparse": True})
 
 
 # -- the lines of a run file other than snapshots -------------------------------------------------

@@ -38,6 +38,7 @@ FIGURES = (
     "bridge_every1_vs_torch",
     "bridge_gpt_every50_vs_torch",
     "bridge_gpt_nan_trace_vs_torch",
+    "bridge_every50_loss_only_vs_torch",
     "watch_first_frame_s",
     "watch_rss_mb",
     "watch_append_s",
@@ -59,6 +60,7 @@ TORCH_FIGURES = {
     "bridge_every1_vs_torch",
     "bridge_gpt_every50_vs_torch",
     "bridge_gpt_nan_trace_vs_torch",
+    "bridge_every50_loss_only_vs_torch",
 }
 
 

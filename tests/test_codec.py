@@ -33,6 +33,7 @@ from bpmon.runmodel import (
     Prediction,
     Restart,
     Snapshot,
+    Spike,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,20 @@ findings = st.builds(
     advice=texts,
     key=st.none() | texts,
 )
+spikes = st.builds(
+    Spike,
+    step=counts,
+    series=st.sampled_from(("grad_norm", "loss")),
+    value=floats,
+    mean=floats,
+    sigmas=floats,
+    layer=texts,
+    layer_step=st.none() | counts,
+    factor=floats,
+    loss_followed=st.none() | st.booleans(),
+    norms_start=counts,
+    norms=st.lists(st.lists(floats, max_size=3).map(tuple), max_size=3).map(tuple),
+)
 snapshots = st.builds(
     Snapshot,
     step=counts,
@@ -118,6 +133,10 @@ snapshots = st.builds(
         loss=st.booleans(),
         inputs=st.booleans(),
     ),
+    update_start=st.none() | counts,
+    update_losses=st.lists(floats, max_size=4).map(tuple),
+    update_grad_norms=st.lists(floats, max_size=4).map(tuple),
+    spikes=st.lists(spikes, max_size=2).map(tuple),
 )
 
 

@@ -18,7 +18,7 @@ from bpmon.config import Thresholds
 from bpmon.diagnosis import CLEAR_AFTER, RAISE_AFTER, RULE_ACTIONS, RULES, Diagnosis, evaluate
 from bpmon.launch import live_trainer
 from bpmon.presets import list_presets, load_preset
-from bpmon.runmodel import NonFinite
+from bpmon.runmodel import NonFinite, Spike
 from bpmon.telemetry import LayerStats, classify
 from bpmon.trainer import Snapshot
 
@@ -168,6 +168,13 @@ MADE: dict[str, list[Snapshot]] = {
         replace(
             snapshot([layer(0, math.nan), layer(1, math.nan), layer(2, math.nan, activation=None)]),
             nonfinite=NonFinite(step=150, gradient="2.weight", module="1", forward_checked=True),
+        )
+    ],
+    # A spike the PyTorch bridge recorded (bpmon.torch.spikes), in layer 1.
+    "spike": [
+        replace(
+            healthy(),
+            spikes=(Spike(74, "grad_norm", 180.0, 0.4, 860.0, "layer1", 74, 920.0, True),),
         )
     ],
     "overfitting": [

@@ -46,6 +46,7 @@ HOUSE: tuple[tuple[str, tuple[str, ...]], ...] = (
             "bpmon.runfile",
             "bpmon.readback",
             "bpmon.metrichistory",
+            "bpmon.curvepoints",
         ),
     ),
     (

@@ -10,6 +10,7 @@ import threading
 import time
 
 from bpmon.codec import DecodeError
+from bpmon.curvepoints import points_of_raw, points_of_record
 from bpmon.filesource.curve import PENDING, RECORDED, _Curve
 from bpmon.filesource.decode import LineDecoding, _parse
 from bpmon.lines import LineReader
@@ -65,14 +66,11 @@ class Backfill(LineDecoding):
                         # curve needs only those, and a regex is ten times cheaper than parsing
                         # the whole line (its layers) as JSON.
                         step, loss, rid = fast.groups()
-                        if int(rid) == run_id:
-                            curves[run_id].add(
-                                int(step),
-                                math.nan if loss == b"null" else float(loss),
-                                offset,
-                                fast_index,
-                            )
-                            curves[run_id].metrics.add_line(int(step), raw)
+                        x, y = int(step), math.nan if loss == b"null" else float(loss)
+                        points = points_of_raw(raw, x, y)
+                        if int(rid) == run_id and points is not None:
+                            curves[run_id].add(x, y, offset, fast_index, points)
+                            curves[run_id].metrics.add_line(x, raw)
                             number += 1
                             continue
                     record = _parse(raw)
@@ -104,7 +102,8 @@ class Backfill(LineDecoding):
                             curves[run_id] = _Curve(first_layers=layers, info=info)
                             order.append(run_id)
                         index = RECORDED if "findings" in record else PENDING
-                        curves[run_id].add(line.step, line.loss, offset, index)
+                        points = points_of_record(record, line.step, line.loss)
+                        curves[run_id].add(line.step, line.loss, offset, index, points)
                         curves[run_id].metrics.add_record(line.step, record)
                     number += 1
         except OSError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bpmon.codec import DecodeError
+from bpmon.curvepoints import points_of
 from bpmon.filesource.curve import PENDING, RECORDED, _Curve
 from bpmon.filesource.state import FileState
 from bpmon.readback import decode_line
@@ -77,7 +78,8 @@ class LineDecoding(FileState):
                 index = self._pass.add(line)
             else:
                 index = PENDING  # _diagnose_file reaches it in file order
-            curve.add(line.step, line.loss, offset, index)
+            points = points_of(line.step, line.loss, line.update_start, line.update_losses)
+            curve.add(line.step, line.loss, offset, index, points)
             curve.metrics.add(line.step, line.metrics)
             self._last = line
 

@@ -52,7 +52,7 @@ class SnapshotBuilding(ReplayPosition, LineDecoding):
             findings = snap.findings
         elif recorded >= 0:
             findings = self._pass.sets[recorded]
-        steps, losses = curve.thinned(None)
+        steps, losses = curve.thinned()
         previous: tuple[tuple[int, ...], tuple[float, ...]] = ((), ())
         order = self._run_order.index(run_id)
         if order > 0:

@@ -41,8 +41,14 @@ Conventions (why, in the modules that implement them; docs/torch-bridge.md has t
   update with ``nan_trace=True``), the first parameter in backward order whose gradient is not
   finite and the first module whose output is not finite while its inputs are, recorded from
   the first such update on (the line's ``nonfinite``).
+- **Every update** (:mod:`bpmon.torch.series`, :mod:`bpmon.torch.spikes`): the logged loss and
+  the global gradient norm before clipping, kept on the device and carried by the next line
+  (``update_start``, ``update_losses``, ``update_grad_norms``); spikes in them (7 sigma over the
+  last 1,000 updates) scored at each line, the K updates after one measured in full, and its
+  record naming the row whose norm left its own range first.
 - **Cost.** On an update that is not due: a few Python calls (the optimisers' hooks, the
-  clipping wrapper keeping the returned norm tensor), no host-device synchronisation (no
+  clipping wrapper keeping the returned norm tensor), one norm of the gradients on their device
+  (``update_norms=False`` leaves it out), no host-device synchronisation (no
   ``.item()``, ``.cpu()``, ``float(tensor)``); :meth:`Monitor.log` keeps a detached reference
   to a tensor and reads it only on a due update. On a due update: one copy of the watched
   weights, norms on the tensors' device, forward hooks during that update's forward passes,
@@ -95,6 +101,10 @@ def watch(
     name: str | None = None,
     thresholds: Thresholds | None = None,
     nan_trace: bool = False,
+    spike_sigmas: float = 7.0,
+    spike_window: int = 1000,
+    spike_context: int = 8,
+    update_norms: bool = True,
 ) -> Monitor:
     """Watch ``model``'s training and write a run file to ``path`` (created with its folders,
     truncated if it exists; or an open text stream).
@@ -110,6 +120,13 @@ def watch(
     ``nan_trace``: look for the first non-finite gradient and forward output on every update,
     not only on due ones (:mod:`bpmon.torch.nonfinite`; it reads a few flags back every
     update: its cost is in ``python -m benchmarks --only bridge``).
+    ``spike_sigmas``, ``spike_window``: a spike is a loss or global gradient norm at least this
+    many standard deviations above the mean of this many updates before it (OLMo 2's 7 and
+    1,000); ``spike_context``: the K updates whose rows' norms a spike's record holds before it,
+    and that are measured in full after it (:mod:`bpmon.torch.spikes`). ``update_norms``: norm
+    the gradients on every update (one pass over them, on their device) for the per-update
+    series and the spikes' context; False leaves only the loss series (see
+    docs/torch-bridge.md, "What it costs", for when that pass matters).
 
     Returns the :class:`~bpmon.torch.monitor.Monitor`; close it with :meth:`close` or use it as
     a context manager (the end line is also written at interpreter exit).
@@ -128,6 +145,10 @@ def watch(
         name=name,
         thresholds=thresholds,
         nan_trace=nan_trace,
+        spike_sigmas=spike_sigmas,
+        spike_window=spike_window,
+        spike_context=spike_context,
+        update_norms=update_norms,
     )
 
 

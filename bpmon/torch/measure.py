@@ -82,14 +82,24 @@ class RowNorms:
         # Under FSDP2 each rank norms its own shards; the monitor sums the squares across ranks.
         ws = local([p.grad for row in self.layers for p in row.weights])
         both = self._per_tensor(ws + local([p.grad for row in self.layers for p in row.biases]))
-        w, b = both[: len(ws)], both[len(ws) :]
-        w_sq, b_sq = self._sum_rows(w, self.w_row), self._sum_rows(b, self.b_row)
-        total = (w_sq.sum() + b_sq.sum()).sqrt().reshape(1)
-        b_norm = b_sq.sqrt().masked_fill(self.no_bias, math.nan)
-        out = torch.cat([w_sq.sqrt(), b_norm, total])
+        out = self.rows_from(both)
         if scale is not None:
             out = out / scale.to(self.device, self.dtype)
         return out
+
+    def rows_from(self, per: torch.Tensor) -> torch.Tensor:
+        """:meth:`grads` from the gradients' per-tensor norms, every row's weights then every
+        row's biases (:class:`bpmon.torch.series.Series` takes them on every update)."""
+        nw = self.w_row.numel()
+        w, b = per[:nw], per[nw:]
+        w_sq, b_sq = self._sum_rows(w, self.w_row), self._sum_rows(b, self.b_row)
+        total = (w_sq.sum() + b_sq.sum()).sqrt().reshape(1)
+        b_norm = b_sq.sqrt().masked_fill(self.no_bias, math.nan)
+        return torch.cat([w_sq.sqrt(), b_norm, total])
+
+    def tensor_rows(self) -> list[int]:
+        """The row of each tensor in :meth:`rows_from`'s order."""
+        return [*self.w_row.tolist(), *self.b_row.tolist()]
 
     def combine(self, per_tensor: Sequence[torch.Tensor], rows: Sequence[int]) -> torch.Tensor:
         """Norms of whole rows from the norms of their weight tensors, in ``rows``' order."""
@@ -197,6 +207,8 @@ def health(kind: str, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor | None:
     if kind == "tanh":
         return (a.abs() > TANH_SATURATION).to(dtype).mean()
     if kind in ("relu", "leaky_relu", "gelu"):
-        off = z <= 0
-        return (off.all(dim=0) if off.dim() >= 2 else off).to(dtype).mean()
+        if z.dim() >= 2 and z.shape[0] > 0:
+            # "z <= 0 for every sample" is "the largest z <= 0": one reduction, no mask.
+            return (z.amax(dim=0) <= 0).to(dtype).mean()
+        return (z <= 0).to(dtype).mean()
     return None

@@ -3,7 +3,8 @@ figure of a due update is taken (see :mod:`bpmon.torch` for the conventions, the
 below for each job: :mod:`~bpmon.torch.layers` the rows, :mod:`~bpmon.torch.measure` the norms
 and the weights' copy, :mod:`~bpmon.torch.forward` the activations, :mod:`~bpmon.torch.clipping`
 the gradient before clipping, :mod:`~bpmon.torch.record` the line, :mod:`~bpmon.torch.ending`
-the end line).
+the end line, :mod:`~bpmon.torch.series` every update's loss and gradient norm,
+:mod:`~bpmon.torch.spikes` the spikes in them).
 
 Why the measurement sits where it does:
 
@@ -36,9 +37,11 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from bpmon.codec import encode_fields
 from bpmon.config import RunConfig, Thresholds, validate
 from bpmon.errors import BpmonError
 from bpmon.runfile import header
+from bpmon.runmodel import Snapshot
 from bpmon.torch import clipping, distributed, ending
 from bpmon.torch.backward import BackwardPasses
 from bpmon.torch.forward import Activations
@@ -48,6 +51,8 @@ from bpmon.torch.measure import Copies, RowNorms, weight_norms
 from bpmon.torch.nonfinite import NanTrace
 from bpmon.torch.optimisers import Optimisers, wrap_scaler
 from bpmon.torch.record import Clipping, build, lr_tensors, put_logged
+from bpmon.torch.series import RING, Series
+from bpmon.torch.spikes import CONTEXT, RANGE, SIGMAS, WINDOW, Scorer, spike_record
 from bpmon.torch.updates import Updates
 
 
@@ -77,6 +82,18 @@ def check_thresholds(thresholds: object) -> Thresholds:
     return thresholds
 
 
+def check_spikes(sigmas: object, window: object, context: object) -> tuple[float, int, int]:
+    """``watch``'s spike options, each one clear line when unusable."""
+    if isinstance(sigmas, bool) or not isinstance(sigmas, int | float):
+        raise BpmonError(f"watch: spike_sigmas = {sigmas!r}: expected a number > 0")
+    if not (math.isfinite(sigmas) and sigmas > 0):
+        raise BpmonError(f"watch: spike_sigmas = {sigmas!r}: expected a finite number > 0")
+    for name, value, low in (("spike_window", window, 2), ("spike_context", context, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise BpmonError(f"watch: {name} = {value!r}: expected an integer >= {low}")
+    return float(sigmas), int(window), int(context)  # type: ignore[call-overload]
+
+
 def _close_ref(ref: weakref.ref[Monitor]) -> None:
     monitor = ref()
     if monitor is not None:
@@ -104,7 +121,14 @@ class Monitor(Updates):
         name: str | None = None,
         thresholds: Thresholds | None = None,
         nan_trace: bool = False,
+        spike_sigmas: float = SIGMAS,
+        spike_window: int = WINDOW,
+        spike_context: int = CONTEXT,
+        update_norms: bool = True,
     ) -> None:
+        sigmas, window, context = check_spikes(spike_sigmas, spike_window, spike_context)
+        if not isinstance(update_norms, bool):
+            raise BpmonError(f"watch: update_norms = {update_norms!r}: expected True or False")
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise BpmonError(f"every = {every!r}: expected an integer >= 1")
         if not isinstance(model, nn.Module):
@@ -147,6 +171,23 @@ class Monitor(Updates):
         self._scaler = scaler
         self._nan_trace = bool(nan_trace)
         self._nan = NanTrace(self.model, first.device)
+        # Every update's figures (the series), and what a spike in them needs: the ring of
+        # per-tensor norms reaches back over the updates since the last line, the K before a
+        # spike and the range before those, and forward over the K after it.
+        tensors = [p for row in self._layers for p in row.weights]
+        tensors += [p for row in self._layers for p in row.biases]
+        self._series = Series(
+            tensors,
+            first.device,
+            self._dtype,
+            # A spike found up to RING updates late still has its context.
+            keep=min(every, RING) + 2 * context + RANGE + 2,
+            enabled=self._shards is None and bool(update_norms),
+        )
+        self._tensor_rows = self._rn.tensor_rows()
+        self._scorer = Scorer(sigmas, window, context)
+        self._burst_until = 0
+        self._unscored: tuple[dict[str, Any], int, list[float], list[float]] | None = None
 
         # The file first: a path that cannot be written is refused before any hook is in place,
         # and a monitor this process has writing the same path is closed before it is opened.
@@ -224,6 +265,8 @@ class Monitor(Updates):
         for key, value in metrics.items():
             self._logged.put(key, value)
         self._logged.put_epoch(epoch)
+        if loss is not None:
+            self._series.log(self.steps, self._logged.values["loss"])
         self._logged_since_update = True
         if self._out.pending is not None:
             # The due update's line waited for this (a loop that logs after its update).
@@ -242,8 +285,8 @@ class Monitor(Updates):
             )
         self._set_mode("manual")
         self._out.flush_pending()
-        if self._due(self.steps + 1) and not self._pre_clip:
-            self._grad_norms = self._rn.grads(None)
+        if not self._pre_clip:
+            self._norms(None, self._due(self.steps + 1))
         self._copies.settle(list(range(len(self._layers))))
         self._complete(skipped=False)
 
@@ -303,6 +346,14 @@ class Monitor(Updates):
             "clip": torch.cat(self._clip.figures(grads[-1:], dt)),
             "lrs": torch.cat(lr_tensors(self._lrs, dev, dt) or [grads[:0]]),
         }
+        # The updates since the previous line: their global norms and losses, in the same read.
+        after = not self._logged_since_update  # the loop logs after its update
+        first, self._series.written = self._series.written + 1, n
+        losses, where, tensors = self._series.loss_slots(first, n, after)
+        parts["series_g"] = self._series.grad_norms(first, n)
+        if tensors:
+            parts["series_l"] = torch.cat([t.reshape(1).to(dev, dt) for t in tensors])
+        extra: dict[str, list[float]] = {}
         record = build(
             n,
             self._layers,
@@ -312,14 +363,71 @@ class Monitor(Updates):
             self._acts.notes(),
             self._logged,
             self._clip.limit is not None,
+            extra,
         )
+        for i, x in zip(where, extra.get("series_l", ()), strict=True):
+            losses[i] = x
+        norms = extra["series_g"]
+        record.update(encode_fields(Snapshot, update_start=first, update_grad_norms=tuple(norms)))
+        if after or any(x == x for x in losses):  # a loop that logs no loss writes none
+            record.update(encode_fields(Snapshot, update_losses=tuple(losses)))
         self._lrs = []
-        if self._logged_since_update:
+        self._score_unscored(record)  # a line that went out without its loss
+        if not after:
+            self._score(record, first, losses, norms)
             self._out.write(record)
         else:
             # Nothing logged since the last update: the loop logs after its update (or not at
-            # all). The line waits for the next log(), at most until the next update.
+            # all). The line waits for the next log(), at most until the next update; its
+            # last loss, and so its spikes, with it.
+            self._unscored = (record, first, losses, norms)
             self._out.pending = record
+
+    # -- spikes ---------------------------------------------------------------------------------
+
+    def _score_unscored(self, into: dict[str, Any]) -> None:
+        if self._unscored is not None:
+            _, first, losses, norms = self._unscored
+            self._unscored = None
+            self._score(into, first, losses, norms)
+
+    def _score(
+        self, record: dict[str, Any], first: int, losses: list[float], norms: list[float]
+    ) -> None:
+        """Score the series of updates ``first`` on (:mod:`bpmon.torch.spikes`); a spike makes
+        every update due until ``K`` after it; a spike whose ``K`` after have been scored goes
+        into ``record``."""
+        burst = self._burst_until
+        for i, (loss, norm) in enumerate(zip(losses, norms, strict=True)):
+            opened = self._scorer.feed(first + i, loss, norm)
+            if opened is not None:
+                self._burst_until = max(self._burst_until, opened.until)
+        self._put_spikes(record, self._scorer.complete())
+        if self._burst_until != burst and not self._closed:
+            self._arm(self._due(self.steps + 1))
+
+    def _put_spikes(self, record: dict[str, Any], done: list[Any]) -> None:
+        """The spikes ``done`` into ``record``, each with its rows' norms around it (read back
+        here: one transfer, only on a line that carries a spike)."""
+        if not done:
+            return
+        K, L = self._scorer.context, len(self._layers)
+        spikes = []
+        for spike in done:
+            got = self._series.norms_of(spike.step - K - RANGE, spike.step)
+            start, rows = spike.step, []
+            if got is not None:
+                start, tensor = got
+                for per in tensor.tolist():
+                    sq = [0.0] * L
+                    for r, x in zip(self._tensor_rows, per, strict=True):
+                        sq[r] += x * x
+                    rows.append([math.sqrt(v) for v in sq])
+            spikes.append(
+                spike_record(spike, self.layer_names, rows, start, K, self._scorer.sigmas)
+            )
+        earlier = tuple(record.get("spikes") or ())
+        record["spikes"] = [*earlier, *encode_fields(Snapshot, spikes=tuple(spikes))["spikes"]]
 
     def _fill(self, record: dict[str, Any]) -> None:
         """Put the logged values into a waiting line: tensors read with one ``tolist()``."""
@@ -328,6 +436,15 @@ class Monitor(Updates):
             flat = torch.cat([t.reshape(1).to(self._rn.device, self._dtype) for t in tensors])
             self._logged.settle(dict(zip(keys, flat.tolist(), strict=True)))
         put_logged(record, self._logged)
+        if self._unscored is not None and self._unscored[0] is record:
+            # The loss of the line's own update, logged after it: the series is complete.
+            _, first, losses, _ = self._unscored
+            held = self._series.losses.pop(first + len(losses) - 1, None)
+            if held is not None:
+                value = self._logged.values.get("loss", math.nan)
+                losses[-1] = value if isinstance(value, float) else math.nan
+                record.update(encode_fields(Snapshot, update_losses=tuple(losses)))
+                self._score_unscored(record)
 
     def _training_forward(self) -> None:
         # A training forward of the due update: what was logged before it belongs to the
@@ -356,6 +473,10 @@ class Monitor(Updates):
         self._resolve_backward()
         self._finish_deferred()
         self._closed = True
+        if self._out.pending is not None:
+            # The spikes still open at the end go with the last line, if it has not gone yet.
+            self._score_unscored(self._out.pending)
+            self._put_spikes(self._out.pending, self._scorer.complete(final=True))
         for handle in self._handles:
             handle.remove()
         self._bw.remove()

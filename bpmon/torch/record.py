@@ -95,13 +95,16 @@ def build(
     notes: Sequence[str],
     logged: Logged,
     clipped: bool,
+    extra: dict[str, list[float]] | None = None,
 ) -> dict[str, Any]:
     """The line of update ``n`` from ``parts`` (each a 1-D tensor on one device: ``grads``
     ``2L + 1``, ``weights``, ``deltas``, ``health`` ``L``; ``clip`` 3; ``lrs``; ``logged``),
-    read back with one ``tolist()``."""
+    read back with one ``tolist()``. Any other part (the per-update series) is read in the same
+    transfer and its values put in ``extra`` under its name."""
     L = len(layers)
     keys, tensors = logged.tensors()
     order = ["grads", "weights", "deltas", "health", "clip", "lrs"]
+    order += [k for k in parts if k not in order]
     flat = torch.cat([parts[k] for k in order] + [t.reshape(1).to(parts["grads"]) for t in tensors])
     values: list[float] = flat.tolist()  # the one read-back of this update
     at = 0
@@ -109,6 +112,8 @@ def build(
     for k in order:
         got[k] = values[at : at + parts[k].numel()]
         at += parts[k].numel()
+    if extra is not None:
+        extra.update((k, got[k]) for k in order[6:])
     logged.settle(dict(zip(keys, values[at:], strict=True)))
     g, gb, total = got["grads"][:L], got["grads"][L : 2 * L], got["grads"][2 * L]
     wn, dn, hl = got["weights"], got["deltas"], got["health"]

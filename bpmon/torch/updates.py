@@ -19,6 +19,7 @@ from bpmon.torch.layers import Layer
 from bpmon.torch.measure import Copies, RowNorms
 from bpmon.torch.optimisers import Optimisers
 from bpmon.torch.record import Clipping
+from bpmon.torch.series import Series
 
 Mode = Literal["optimizer", "manual", "backward"]
 
@@ -43,6 +44,8 @@ class Updates:
     _lrs: list[object]
     _deferred: tuple[int, bool] | None  # a due update waiting for a secondary optimiser
     _logged_since_update: bool
+    _series: Series
+    _burst_until: int  # updates up to this one are due: the K after a spike
 
     def _measure_update(self, n: int, skipped: bool) -> None:
         raise NotImplementedError
@@ -56,7 +59,14 @@ class Updates:
     # -- updates --------------------------------------------------------------------------------
 
     def _due(self, n: int) -> bool:
-        return n == 1 or n % self.every == 0
+        return n == 1 or n % self.every == 0 or n <= self._burst_until
+
+    def _norms(self, scale: torch.Tensor | None, due: bool) -> None:
+        """Every update: the gradients' norms for the series (before any clipping, once per
+        update); on a due update, the rows' norms from them too."""
+        per = self._series.measure(scale)
+        if due:
+            self._grad_norms = self._rn.grads(scale) if per is None else self._rn.rows_from(per)
 
     def _set_mode(self, mode: Literal["optimizer", "manual", "backward"]) -> None:
         if self._mode == mode:
@@ -77,10 +87,13 @@ class Updates:
         if primary:
             self._finish_deferred()
             self._out.flush_pending()
-            if self._due(self.steps + 1):
-                if not self._pre_clip:
-                    scaled = self._opts.scaled(self._scaler, opt)
-                    self._grad_norms = self._rn.grads(self._scale(scaled))
+            due = self._due(self.steps + 1)
+            if not self._pre_clip:
+                # Measured afresh: an end of backward seen before the optimiser was known
+                # measured gradients that the script may have changed since.
+                self._series.now = None
+                self._norms(self._scale(self._opts.scaled(self._scaler, opt)), due)
+            if due:
                 self._lrs = self._opts.lrs()
         # A secondary that steps after the primary belongs to the update the primary just made.
         if self._deferred is not None if late else self._due(self.steps + 1):
@@ -102,6 +115,7 @@ class Updates:
         """After update ``steps + 1``: count it, measure it when due, arm the next one."""
         n = self.steps = self.steps + 1
         self._ended(n, skipped)
+        self._series.done(n)
         if self._due(n):
             self._deferred = (n, skipped)
             if not (wait and not self._opts.all_stepped()):
@@ -130,8 +144,8 @@ class Updates:
             return
         self._resolve_backward()
         self._out.flush_pending()
-        if self._due(self.steps + 1):
-            self._grad_norms = self._rn.grads(self._scale(self._scaler is not None))
+        self._series.now = None  # a backward pass that was no update left its norms behind
+        self._norms(self._scale(self._scaler is not None), self._due(self.steps + 1))
         self._bw.wait_for_forward()
 
     def _resolve_backward(self) -> None:
@@ -153,8 +167,8 @@ class Updates:
         return not self._closed and self._opts.watches(params)
 
     def before_clip(self) -> None:
-        if self._due(self.steps + 1) and not self._pre_clip:
-            self._grad_norms = self._rn.grads(self._scale(self._opts.scaled(self._scaler)))
+        if not self._pre_clip:
+            self._norms(self._scale(self._opts.scaled(self._scaler)), self._due(self.steps + 1))
             self._pre_clip = True
 
     def after_clip(self, name: str, total: object, limit: object) -> None:
@@ -176,8 +190,8 @@ class Updates:
         if self._closed:
             return
         self._out.flush_pending()
-        if self._due(self.steps + 1) and not self._pre_clip:
+        if not self._pre_clip:
             # scaler.step unscaled the gradients before finding the inf.
-            self._grad_norms = self._rn.grads(None)
+            self._norms(None, self._due(self.steps + 1))
         self._copies.still(self._opts.rows_of(optimizer))
         self._complete(skipped=True)

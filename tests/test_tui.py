@@ -33,13 +33,14 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from bpmon.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from bpmon.curvepoints import envelope
 from bpmon.data import Dataset
 from bpmon.launch import live_trainer
 from bpmon.presets import load_preset
 from bpmon.trainer import Command, Snapshot, Trainer
 from bpmon.tui.app import BpmonApp
 from bpmon.tui.gradients import GradientPanel, bar_cells, short_number
-from bpmon.tui.loss import LossPanel, decimate, nice_ticks
+from bpmon.tui.loss import LossPanel, nice_ticks
 from bpmon.tui.predictions import PredictionPanel, format_inputs
 from bpmon.tui.status import StatusLine, short_architecture
 from bpmon.tui.view import SnapshotView
@@ -921,13 +922,17 @@ def test_short_numbers_for_the_legend() -> None:
     assert [short_number(x) for x in (1e-2, 1e-8, 1e2, 2.5e-3)] == ["1e-2", "1e-8", "1e2", "2.5e-3"]
 
 
-def test_decimate_keeps_ends_and_bounds_the_count() -> None:
-    xs = list(range(1, 513))
-    ys = [float(x) for x in xs]
-    dx, dy = decimate(xs, ys, 60)
-    assert len(dx) == 60 and dx[0] == 1 and dx[-1] == 512
-    assert dy == [float(x) for x in dx]
-    assert decimate(xs[:10], ys[:10], 60) == (xs[:10], ys[:10])
+def test_the_plot_keeps_a_one_update_spike_among_thousands() -> None:
+    # The plot draws at most its width of points: a spike between two evenly spread picks must
+    # still be one of them (bpmon.curvepoints.envelope: each stretch's lowest and highest).
+    xs = list(range(1, 5001))
+    for at in (2, 1234, 2501, 4999):
+        ys = [1.0] * len(xs)
+        ys[at - 1] = 50.0
+        dx, dy = envelope(xs, ys, 60)
+        assert len(dx) <= 60 and dx[0] == 1 and dx[-1] == 5000
+        assert max(dy) == 50.0 and dx[dy.index(50.0)] == at
+    assert envelope(xs[:10], [1.0] * 10, 60) == (xs[:10], [1.0] * 10)
 
 
 def test_nice_ticks() -> None:

@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
+from bpmon.curvepoints import envelope
 from bpmon.trainer import Snapshot
 
 from .view import SnapshotView
@@ -25,16 +26,6 @@ _SAFE_LOW = 1e-100
 _SAFE_HIGH = 1e100
 # The replay cursor's mark on the curve, and in the title.
 MARKER = "◆"
-
-
-def decimate(xs: Sequence[int], ys: Sequence[float], points: int) -> tuple[list[int], list[float]]:
-    """At most ``points`` evenly spread samples, always keeping the first and the last, so the
-    cost of drawing depends on the plot's width and not on how long the run has gone on."""
-    n = len(xs)
-    if n <= points or points < 2:
-        return list(xs), list(ys)
-    picks = [round(i * (n - 1) / (points - 1)) for i in range(points)]
-    return [xs[i] for i in picks], [ys[i] for i in picks]
 
 
 def nice_ticks(high: int, count: int) -> list[int]:
@@ -198,7 +189,7 @@ class LossPanel(PlotextPlot, SnapshotView):
         plt.xticks([float(t) for t in ticks], [tick_label(t) for t in ticks])
         curves = []
         for steps, values, component in histories:
-            xs, ys = axis_values(*decimate(steps, values, width), log=self.log_y)
+            xs, ys = axis_values(*envelope(steps, values, width), log=self.log_y)
             if xs:
                 curves.append((xs, ys, component))
         shown = [y for _, ys, _ in curves for y in ys]

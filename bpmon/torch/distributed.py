@@ -140,3 +140,16 @@ class Shards:
         for group in self.groups:
             dist.all_reduce(squares, op=dist.ReduceOp.SUM, group=group)
         return squares.sqrt()
+
+
+def whole_norms(
+    shards: Shards, rows: int, grads: torch.Tensor, weights: torch.Tensor, deltas: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The whole parameters' norms from this rank's shards (``rows`` rows: a weight and a bias
+    gradient norm each, then the global norm; one all-reduce of the squares,
+    :meth:`Shards.whole`); the global norm is summed again from the whole rows, since a norm of
+    local shards cannot be."""
+    whole = shards.whole(torch.cat([grads[: 2 * rows], weights, deltas]))
+    g, w, d = whole[: 2 * rows], whole[2 * rows : 3 * rows], whole[3 * rows :]
+    total = (g * g).nansum().sqrt().reshape(1)
+    return torch.cat([g, total]), w, d

@@ -4,7 +4,8 @@ below for each job: :mod:`~bpmon.torch.layers` the rows, :mod:`~bpmon.torch.meas
 and the weights' copy, :mod:`~bpmon.torch.forward` the activations, :mod:`~bpmon.torch.clipping`
 the gradient before clipping, :mod:`~bpmon.torch.record` the line, :mod:`~bpmon.torch.ending`
 the end line, :mod:`~bpmon.torch.series` every update's loss and gradient norm,
-:mod:`~bpmon.torch.spikes` the spikes in them).
+:mod:`~bpmon.torch.spikes` the spikes in them, :mod:`~bpmon.torch.logspikes` what a line gets
+besides its figures: the logged numbers and the spikes).
 
 Why the measurement sits where it does:
 
@@ -46,14 +47,14 @@ from bpmon.torch import clipping, distributed, ending
 from bpmon.torch.backward import BackwardPasses
 from bpmon.torch.forward import Activations
 from bpmon.torch.layers import architecture, find_layers, switches, unwrap
-from bpmon.torch.logged import PANEL, Logged, as_float
+from bpmon.torch.logged import Logged, as_float
+from bpmon.torch.logspikes import LoggedAndSpikes
 from bpmon.torch.measure import Copies, RowNorms, weight_norms
 from bpmon.torch.nonfinite import NanTrace
 from bpmon.torch.optimisers import Optimisers, wrap_scaler
-from bpmon.torch.record import Clipping, build, lr_tensors, put_logged
+from bpmon.torch.record import Clipping, build, lr_tensors
 from bpmon.torch.series import RING, Series
-from bpmon.torch.spikes import CONTEXT, RANGE, SIGMAS, WINDOW, Scorer, spike_record
-from bpmon.torch.updates import Updates
+from bpmon.torch.spikes import CONTEXT, RANGE, SIGMAS, WINDOW, Scorer
 
 
 def _rank() -> int:
@@ -100,7 +101,7 @@ def _close_ref(ref: weakref.ref[Monitor]) -> None:
         monitor.close()
 
 
-class Monitor(Updates):
+class Monitor(LoggedAndSpikes):
     """Watches one model; made by :func:`bpmon.torch.watch` (see there for the arguments).
 
     ``steps`` is the number of updates seen so far; ``layer_names`` the watched rows, input
@@ -243,35 +244,6 @@ class Monitor(Updates):
 
     # -- public ---------------------------------------------------------------------------------
 
-    def log(
-        self,
-        *,
-        loss: object = None,
-        accuracy: object = None,
-        test_accuracy: object = None,
-        lr: object = None,
-        epoch: object = None,
-        **metrics: object,
-    ) -> None:
-        """Give the loss panel its figures, and any other number by name (``val_loss=``,
-        ``tokens_per_s=``: the line's ``metrics``); call it at any step, with any of them. A
-        tensor is kept (detached), not read: it is read on the next due update only. Values left
-        out keep their last logged value; ``lr`` defaults to the first param group's. A value
-        that is not a number is recorded as null, with one warning: never an exception."""
-        if self._closed:
-            return
-        for key, value in zip(PANEL, (loss, accuracy, test_accuracy, lr), strict=True):
-            self._logged.put(key, value)
-        for key, value in metrics.items():
-            self._logged.put(key, value)
-        self._logged.put_epoch(epoch)
-        if loss is not None:
-            self._series.log(self.steps, self._logged.values["loss"])
-        self._logged_since_update = True
-        if self._out.pending is not None:
-            # The due update's line waited for this (a loop that logs after its update).
-            self._fill(self._out.pending)
-
     def step(self) -> None:
         """One update of a hand-written loop, for exact control: call it right after the
         update, before the gradients are zeroed. Without it, a loop with no optimiser counts
@@ -313,19 +285,6 @@ class Monitor(Updates):
 
     # -- the line of a due update -----------------------------------------------------------------
 
-    def _whole(
-        self, grads: torch.Tensor, weights: torch.Tensor, deltas: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The whole parameters' norms from this rank's shards (one all-reduce of the squares,
-        :meth:`bpmon.torch.distributed.Shards.whole`); the global norm is summed again from
-        the whole rows, since a norm of local shards cannot be."""
-        assert self._shards is not None
-        L = len(self._layers)
-        whole = self._shards.whole(torch.cat([grads[: 2 * L], weights, deltas]))
-        g, w, d = whole[: 2 * L], whole[2 * L : 3 * L], whole[3 * L :]
-        total = (g * g).nansum().sqrt().reshape(1)
-        return torch.cat([g, total]), w, d
-
     def _measure_update(self, n: int, skipped: bool) -> None:
         L, dev, dt = len(self._layers), self._rn.device, self._dtype
         grads = self._grad_norms
@@ -337,7 +296,9 @@ class Monitor(Updates):
         weights = weight_norms(self._rn)
         deltas = self._copies.take_deltas(keep_buffers=self._due(n + 1))
         if self._shards is not None:
-            grads, weights, deltas = self._whole(grads, weights, deltas)
+            grads, weights, deltas = distributed.whole_norms(
+                self._shards, len(self._layers), grads, weights, deltas
+            )
         parts = {
             "grads": grads,
             "weights": weights,
@@ -382,69 +343,6 @@ class Monitor(Updates):
             # last loss, and so its spikes, with it.
             self._unscored = (record, first, losses, norms)
             self._out.pending = record
-
-    # -- spikes ---------------------------------------------------------------------------------
-
-    def _score_unscored(self, into: dict[str, Any]) -> None:
-        if self._unscored is not None:
-            _, first, losses, norms = self._unscored
-            self._unscored = None
-            self._score(into, first, losses, norms)
-
-    def _score(
-        self, record: dict[str, Any], first: int, losses: list[float], norms: list[float]
-    ) -> None:
-        """Score the series of updates ``first`` on (:mod:`bpmon.torch.spikes`); a spike makes
-        every update due until ``K`` after it; a spike whose ``K`` after have been scored goes
-        into ``record``."""
-        burst = self._burst_until
-        for i, (loss, norm) in enumerate(zip(losses, norms, strict=True)):
-            opened = self._scorer.feed(first + i, loss, norm)
-            if opened is not None:
-                self._burst_until = max(self._burst_until, opened.until)
-        self._put_spikes(record, self._scorer.complete())
-        if self._burst_until != burst and not self._closed:
-            self._arm(self._due(self.steps + 1))
-
-    def _put_spikes(self, record: dict[str, Any], done: list[Any]) -> None:
-        """The spikes ``done`` into ``record``, each with its rows' norms around it (read back
-        here: one transfer, only on a line that carries a spike)."""
-        if not done:
-            return
-        K, L = self._scorer.context, len(self._layers)
-        spikes = []
-        for spike in done:
-            got = self._series.norms_of(spike.step - K - RANGE, spike.step)
-            start, rows = spike.step, []
-            if got is not None:
-                start, tensor = got
-                for per in tensor.tolist():
-                    sq = [0.0] * L
-                    for r, x in zip(self._tensor_rows, per, strict=True):
-                        sq[r] += x * x
-                    rows.append([math.sqrt(v) for v in sq])
-            spikes.append(
-                spike_record(spike, self.layer_names, rows, start, K, self._scorer.sigmas)
-            )
-        earlier = tuple(record.get("spikes") or ())
-        record["spikes"] = [*earlier, *encode_fields(Snapshot, spikes=tuple(spikes))["spikes"]]
-
-    def _fill(self, record: dict[str, Any]) -> None:
-        """Put the logged values into a waiting line: tensors read with one ``tolist()``."""
-        keys, tensors = self._logged.tensors()
-        if tensors:
-            flat = torch.cat([t.reshape(1).to(self._rn.device, self._dtype) for t in tensors])
-            self._logged.settle(dict(zip(keys, flat.tolist(), strict=True)))
-        put_logged(record, self._logged)
-        if self._unscored is not None and self._unscored[0] is record:
-            # The loss of the line's own update, logged after it: the series is complete.
-            _, first, losses, _ = self._unscored
-            held = self._series.losses.pop(first + len(losses) - 1, None)
-            if held is not None:
-                value = self._logged.values.get("loss", math.nan)
-                losses[-1] = value if isinstance(value, float) else math.nan
-                record.update(encode_fields(Snapshot, update_losses=tuple(losses)))
-                self._score_unscored(record)
 
     def _training_forward(self) -> None:
         # A training forward of the due update: what was logged before it belongs to the

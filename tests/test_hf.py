@@ -26,6 +26,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
 
 from bpmon.hf import BpmonCallback  # noqa: E402
 from bpmon.torch import watch  # noqa: E402
+from bpmon.torch.spikes import CONTEXT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "bpmon" / "schema" / "run-v2.schema.json"
@@ -179,6 +180,11 @@ def snaps(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records[1:] if "event" not in r]
 
 
+def due(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The lines of due updates (1 and every EVERY-th), without a spike's burst after it."""
+    return [r for r in snaps(records) if r["step"] == 1 or r["step"] % EVERY == 0]
+
+
 @pytest.fixture(scope="module")
 def validator() -> Callable[[dict[str, Any]], None]:
     jsonschema = pytest.importorskip("jsonschema")
@@ -194,8 +200,17 @@ def test_the_file_is_valid_with_one_line_per_due_update(
         validator(record)
     assert records[0]["source"] == "torch" and records[0]["name"] == "trainer"
     assert records[-1] == {"event": "end", "state": "finished"}
-    # Once per optimiser update, not per micro-batch: 60 updates, due at 1, 10, ..., 60.
-    assert [s["step"] for s in snaps(records)] == [1, 10, 20, 30, 40, 50, 60]
+    # Once per optimiser update, not per micro-batch: 60 updates, due at 1, 10, ..., 60; and
+    # after a spike, every update until CONTEXT after it (bpmon.torch.spikes).
+    assert [s["step"] for s in due(records)] == [1, 10, 20, 30, 40, 50, 60]
+    bursts = {
+        step
+        for s in snaps(records)
+        for spike in s.get("spikes", ())
+        for step in range(spike["step"] + 1, spike["step"] + CONTEXT + 1)
+    }
+    extra = {s["step"] for s in snaps(records)} - {s["step"] for s in due(records)}
+    assert extra <= bursts, (sorted(extra), sorted(bursts))
     names = [layer["name"] for layer in records[0]["layers"]]
     # lm_head shares its weight with the embedding: one row, named by both owners.
     assert "transformer.h.1.mlp.c_fc" in names and "transformer.wte=lm_head" in names
@@ -255,7 +270,7 @@ def test_clipping_was_in_effect(runs: dict[str, Any]) -> None:
 
 
 def test_the_norms_are_before_the_trainers_clipping(runs: dict[str, Any]) -> None:
-    for snap, row in zip(snaps(runs["trainer"]), runs["before_clip"], strict=True):
+    for snap, row in zip(due(runs["trainer"]), runs["before_clip"], strict=True):
         got = [layer["grad_norm"] for layer in snap["layers"]]
         assert got == pytest.approx(row, rel=1e-5), snap["step"]
 

@@ -19,12 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.cells import cell_len
 from test_tui import drive, press, screen_text, wait_screen, wait_shows
-from test_tui_runfiles import header_line, layer_stats, run_file_app
+from test_tui_runfiles import header_line, run_file_app, snapshot_line
 from textual.pilot import Pilot
 
 from bpmon.codec import to_record
 from bpmon.metrichistory import MAX_NAME, MAX_NAMES, MetricHistory
-from bpmon.runfile import layer_record
 from bpmon.runmodel import Snapshot
 from bpmon.sources import TAIL_BYTES, RunFileSource
 from bpmon.text import printable
@@ -53,19 +52,10 @@ def metrics_at(step: int) -> list[list[Any]]:
 
 
 def torch_line(names: Sequence[str], step: int, metrics: list[list[Any]], **more: Any) -> str:
-    record = {
-        "step": step,
-        "epoch": None,
-        "time": step / 100,
-        "loss": 3.0 / math.sqrt(step),
-        "accuracy": None,
-        "test_accuracy": None,
-        "lr": 3e-4,
-        "state": "running",
-        "run_id": 0,
-        "layers": [layer_record(x) for x in layer_stats(names, step)],
-        "diverged_step": None,
-        "diverged_layer": None,
+    # The runfiles tests' snapshot line (its keys in the writers' order), with what a PyTorch
+    # run adds after them.
+    record = json.loads(snapshot_line(names, step))
+    record |= {
         "metrics": metrics,
         "lrs": [3e-4, 1e-4],
         "grad_norm_total": 12.3456 if step % 30 else 0.75,

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import html
+import io
 import re
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import textual.notifications
 from rich.text import Text
 from textual import events
 from textual.app import App, ComposeResult
@@ -93,9 +96,41 @@ def drive(
     async def main() -> None:
         async with app.run_test(size=size, notifications=True) as pilot:
             await pilot.pause(0.05)
-            await body(pilot)
+            try:
+                await body(pilot)
+            except BaseException:
+                # Before Textual's shutdown, which waits on the same pumps: if one is stuck,
+                # the report says which, and on what, even when the shutdown then hangs.
+                sys.stderr.write(stuck_report(app))
+                raise
 
     run(main())
+
+
+def stuck_report(app: App[Any]) -> str:
+    """Every message pump with messages waiting, and the stack of every asyncio task: what
+    a test that timed out waiting on the app was waiting for."""
+    lines = ["-- the app when the test failed --"]
+    try:
+        lines.append(f"screens: {[type(s).__name__ for s in app.screen_stack]}")
+        for node in [app, *app.screen.walk_children(with_self=True)]:
+            waiting = node._message_queue.qsize()
+            if waiting:
+                lines.append(f"{node!r}: {waiting} messages waiting")
+    except Exception as exc:  # the report must not hide the failure it reports
+        lines.append(f"(no DOM: {exc!r})")
+    idle = 0
+    for task in asyncio.all_tasks():
+        # A pump or timer waiting for its next message shows one frame; one stuck in a
+        # handler shows the handler's.
+        if len(task.get_stack()) <= 1 and "await mount" not in task.get_name():
+            idle += 1
+            continue
+        out = io.StringIO()
+        task.print_stack(limit=12, file=out)
+        lines.append(out.getvalue())
+    lines.append(f"({idle} tasks waiting for their next message or tick)")
+    return "\n".join(lines) + "\n"
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
@@ -609,6 +644,50 @@ def test_error_state_is_notified_once_and_shown_in_the_status_line() -> None:
         await press(pilot, "r")
         await wait_shows(pilot, "RUNNING")
         await wait_screen(pilot, lambda s: "ERROR" not in s, "no more error")
+
+    drive(app, body)
+
+
+class SteppedClock:
+    """Textual's notification clock, made to move ``step`` seconds at each reading once
+    started: what a loaded machine does between two readings, every time."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.base: float | None = None
+        self.readings = 0
+
+    def start(self) -> None:
+        self.base, self.readings = time.time(), 0
+
+    def __call__(self) -> float:
+        if self.base is None:
+            return time.time()
+        self.readings += 1
+        return self.base + self.step * (self.readings - 1)
+
+
+@pytest.mark.timeout(90)
+def test_a_toast_built_as_its_notice_runs_out_leaves_the_monitor_answering(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Textual checks that a notification has time left, then builds its toast with the time
+    left by then: on a loaded machine that can be below zero, and a timer given a negative
+    time froze the app for good (see bpmon.tui.toasts). Here Textual's notification clock moves
+    2 s at each reading, so a 5 s notice is found live with 1 s left and its toast is built
+    at -1 s. The keys must still act. (Without the fix this test hangs until its limit.)"""
+    clock = SteppedClock(2.0)
+    monkeypatch.setattr(textual.notifications, "time", clock)
+    _trainer, app = make_app()
+
+    async def body(pilot: Pilot[Any]) -> None:
+        await wait_shows(pilot, "PAUSED")
+        app.notify("a notice", timeout=5)
+        clock.start()
+        await wait_for(pilot, lambda: clock.readings >= 4, "the notice's toast")
+        scale = "log" if "loss · linear" in screen_text(app) else "linear"
+        await press(pilot, "l")
+        await wait_shows(pilot, f"loss · {scale} (l)")
 
     drive(app, body)
 

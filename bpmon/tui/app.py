@@ -35,6 +35,7 @@ from textual.binding import BindingType
 from textual.command import CommandPalette
 from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
+from textual.notifications import Notify, SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
@@ -60,6 +61,7 @@ from .news import announcements, news
 from .palette import PaletteCommands
 from .saving import save_run
 from .screens import MonitorScreen, Palette
+from .toasts import Notice
 from .toosmall import MIN_HEIGHT, MIN_WIDTH, TooSmall
 
 if TYPE_CHECKING:
@@ -157,6 +159,21 @@ class BpmonApp(App[None]):
                 yield LossPanel(id="loss", names=(a, b)).data_bind(log_y=BpmonApp.log_scale)
         # At 80 columns the keys fill the footer; ctrl+p is in the help (?) instead.
         yield Footer(compact=True, show_command_palette=False)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Textual's notify, with a :class:`~bpmon.tui.toasts.Notice` whose toast cannot
+        freeze the app (see there)."""
+        if timeout is None:
+            timeout = self.NOTIFICATION_TIMEOUT
+        self.post_message(Notify(Notice(message, title, severity, timeout, markup=markup)))
 
     def get_default_screen(self) -> Screen[None]:
         return MonitorScreen(id="_default")

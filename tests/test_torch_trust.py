@@ -4,6 +4,7 @@ that must not stop training, a second watch() on one path, thresholds, and how a
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -337,6 +339,34 @@ def test_watch_twice_on_one_path_closes_the_first(tmp_path: Path) -> None:
     assert [r.get("event") for r in records].count("end") == 1
     assert [r["step"] for r in records if "step" in r] == [1, 2]  # each update once
     assert len(optim_module._global_optimizer_pre_hooks) == hooks
+
+
+@pytest.mark.parametrize("loop", ["optimiser", "hand-written", "nan_trace"])
+def test_a_forgotten_monitor_lets_its_model_go_and_ends_its_file(tmp_path: Path, loop: str) -> None:
+    """A notebook's ``del model, opt, mon``: nothing of bpmon's keeps the model (and its memory)
+    alive, whichever hooks the loop left in place, and the file gets its end line as the
+    monitor goes."""
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    X, y = data()
+    path = tmp_path / "forgotten.jsonl"
+    mon = watch(model, path, every=1, nan_trace=loop == "nan_trace")
+    for _ in range(2):
+        loss = F.mse_loss(model(X), y)
+        opt.zero_grad()
+        loss.backward()
+        if loop == "hand-written":  # the backward passes are the updates
+            with torch.no_grad():
+                for p in model.parameters():
+                    p -= 0.1 * p.grad
+        else:
+            opt.step()
+        mon.log(loss=loss)
+    gone = weakref.ref(model)
+    del model, opt, mon, loss
+    gc.collect()
+    assert gone() is None, "the model outlived every reference its user held"
+    assert lines(path)[-1] == {"event": "end", "state": "finished"}
 
 
 @pytest.mark.parametrize(

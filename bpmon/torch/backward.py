@@ -10,12 +10,34 @@ The hooks exist only until the monitor knows how the loop updates: an optimiser 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
+
+T = TypeVar("T")
+
+
+def weak_grad_hook(
+    param: torch.Tensor, owner: T, call: Callable[[T, torch.Tensor], None]
+) -> RemovableHandle:
+    """``call(owner, param)`` after each accumulation of ``param``'s gradient, for as long as
+    ``owner`` lives. A parameter's hooks are held on autograd's C++ side, where Python's
+    collector does not look: a hook holding its owner (which holds the monitor, which holds
+    the model, which holds the parameter) would keep the model alive after the user let go of
+    it, so the hook holds the owner weakly, and ``call`` must not hold it at all."""
+    ref = weakref.ref(owner)
+
+    def hook(p: torch.Tensor) -> None:
+        alive = ref()
+        if alive is not None:
+            call(alive, p)
+
+    handle: RemovableHandle = param.register_post_accumulate_grad_hook(hook)  # type: ignore[no-untyped-call]
+    return handle
 
 
 class BackwardPasses:
@@ -30,8 +52,7 @@ class BackwardPasses:
         self._on_end = on_end
         self._on_next_forward = on_next_forward
         self._handles: list[RemovableHandle] = [
-            p.register_post_accumulate_grad_hook(self._grad_hook)  # type: ignore[no-untyped-call]
-            for p in params
+            weak_grad_hook(p, self, BackwardPasses._grad_hook) for p in params
         ]
         self._queued = False
         self._forward: RemovableHandle | None = None

@@ -101,6 +101,12 @@ def _close_ref(ref: weakref.ref[Monitor]) -> None:
         monitor.close()
 
 
+def _inspect_ref(ref: weakref.ref[Monitor], record: dict[str, Any]) -> None:
+    monitor = ref()
+    if monitor is not None:
+        monitor._inspect_line(record)
+
+
 class Monitor(LoggedAndSpikes):
     """Watches one model; made by :func:`bpmon.torch.watch` (see there for the arguments).
 
@@ -203,7 +209,9 @@ class Monitor(LoggedAndSpikes):
             ending.release_path(str(path), self._release)
             raise
         self._path = str(path) if path_name else ""
-        self._out.inspect = self._inspect_line
+        # Through a weak reference: the exit finaliser holds the output, and a bound method
+        # there would keep the monitor, and with it the model, alive until the process ends.
+        self._out.inspect = functools.partial(_inspect_ref, weakref.ref(self))
 
         self._mode = None if optimizer is None else "optimizer"
         self._grad_norms = None

@@ -32,6 +32,7 @@ update found is kept, every later line carries it, and the hooks are removed.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,6 +43,7 @@ from torch.utils.hooks import RemovableHandle
 
 from bpmon.codec import to_record
 from bpmon.runmodel import NonFinite
+from bpmon.torch.backward import weak_grad_hook
 from bpmon.torch.distributed import local
 from bpmon.torch.measure import norms
 
@@ -138,7 +140,7 @@ class NanTrace:
 
     def _register(self) -> list[RemovableHandle]:
         handles = [
-            p.register_post_accumulate_grad_hook(self._grad_hook(i))  # type: ignore[no-untyped-call]
+            weak_grad_hook(p, self, functools.partial(NanTrace._grad, i=i))
             for i, (_, p) in enumerate(self.params)
         ]
         handles.append(self.model.register_forward_pre_hook(self._first_forward))
@@ -148,14 +150,11 @@ class NanTrace:
         ]
         return handles
 
-    def _grad_hook(self, i: int) -> Callable[[torch.Tensor], None]:
-        def hook(param: torch.Tensor) -> None:
-            if i not in self.grad_ok:
-                self.order.append(i)
-            if param.grad is not None:
-                self.grad_ok[i] = _finite([param.grad], self.device)
-
-        return hook
+    def _grad(self, param: torch.Tensor, i: int) -> None:
+        if i not in self.grad_ok:
+            self.order.append(i)
+        if param.grad is not None:
+            self.grad_ok[i] = _finite([param.grad], self.device)
 
     def _first_forward(self, module: nn.Module, args: Any) -> None:
         if self.weights is None and torch.is_grad_enabled():

@@ -209,6 +209,40 @@ def test_spike_options_are_checked_in_one_line(tmp_path: Path) -> None:
             watch(model, tmp_path / "x.jsonl", **options)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_each_updates_norm_is_its_gradients_norm_due_or_not(
+    tmp_path: Path, dtype: torch.dtype
+) -> None:
+    """Every update's value, due or not, is the global norm of the gradients the optimiser
+    stepped with (against float64 here); a float32 norm past float32's range for its square
+    (about 1.8e19, where torch's own norm overflows) is null, not a number nobody measured."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(40, 30), nn.Tanh(), nn.Linear(30, 5)).to(dtype)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    expected: list[float | None] = []
+    path = tmp_path / "n.jsonl"
+    with watch(model, path, every=7, optimizer=opt) as mon:
+        for i in range(21):
+            scale = 1e10 if i == 10 else 1.0  # update 11, not due: a huge but finite norm
+            loss = (model(torch.randn(16, 40, dtype=dtype)) * scale).pow(2).mean()
+            mon.log(loss=loss)
+            opt.zero_grad()
+            loss.backward()
+            grads = [p.grad.reshape(-1) for p in model.parameters()]
+            norm = float(torch.linalg.vector_norm(torch.cat(grads).double()))
+            huge = dtype == torch.float32 and norm > 1.8e19 and (i + 1) % 7 != 0
+            expected.append(None if huge or not math.isfinite(norm) else norm)
+            opt.param_groups[0]["lr"] = 0.0 if i == 10 else 1e-3  # no NaN after the huge one
+            opt.step()
+    assert expected[10] is None if dtype == torch.float32 else expected[10] > 1e19
+    got = [x for r in records(path) for x in r["update_grad_norms"]]
+    assert len(got) == 21
+    assert [x is None for x in got] == [x is None for x in expected]
+    assert [x for x in got if x is not None] == pytest.approx(
+        [x for x in expected if x is not None], rel=1e-5
+    )
+
+
 def test_without_update_norms_the_loss_series_stays(tmp_path: Path) -> None:
     model = nn.Linear(3, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

@@ -345,7 +345,8 @@ def test_watch_twice_on_one_path_closes_the_first(tmp_path: Path) -> None:
 def test_a_forgotten_monitor_lets_its_model_go_and_ends_its_file(tmp_path: Path, loop: str) -> None:
     """A notebook's ``del model, opt, mon``: nothing of bpmon's keeps the model (and its memory)
     alive, whichever hooks the loop left in place, and the file gets its end line as the
-    monitor goes."""
+    monitor goes: ``finished``, whatever the process did before (a ``sys.exit(2)`` that the
+    notebook caught is not this run's end)."""
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     X, y = data()
@@ -362,6 +363,8 @@ def test_a_forgotten_monitor_lets_its_model_go_and_ends_its_file(tmp_path: Path,
         else:
             opt.step()
         mon.log(loss=loss)
+    with pytest.raises(SystemExit):
+        sys.exit(2)
     gone = weakref.ref(model)
     del model, opt, mon, loss
     gc.collect()

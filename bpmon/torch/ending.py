@@ -16,11 +16,17 @@ path in a process.
   default handler is put back and the signal raised again, so the process still ends with
   the signal's status; a Python handler is called; an ignored signal stays ignored (and the
   run goes on, so nothing is written).
-- **The interpreter's exit** (``weakref.finalize``): the end line with the state above.
+- **The interpreter's exit** (``atexit``): the end line with the state above, for every
+  monitor still open.
+- **A monitor collected before then** (its model and the user's last reference gone, as a
+  notebook's ``del``; ``weakref.finalize``): ``finished``. The state above is the process's,
+  and the process goes on (an earlier ``sys.exit(2)`` that a notebook caught must not make
+  this run an error).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -44,6 +50,7 @@ _exit_codes: list[object] = []
 _open_outputs: weakref.WeakSet[Output] = weakref.WeakSet()
 # The monitor that writes each path in this process (a notebook cell run twice).
 _by_path: dict[str, Callable[[], None]] = {}
+_at_exit = False  # the atexit hook is registered
 
 
 class Output:
@@ -135,15 +142,25 @@ def exit_state() -> EndState:
     return "finished"
 
 
-def finish_at_exit(output: Output) -> None:
-    output.finish(exit_state())
+def finish_collected(output: Output) -> None:
+    output.finish("finished")
+
+
+def _finish_at_exit() -> None:
+    state = exit_state()
+    for output in list(_open_outputs):
+        output.finish(state)
 
 
 def install() -> None:
     """The hooks above, once per process."""
+    global _at_exit
     _install_excepthook()
     _install_exit()
     _install_sigterm()
+    if not _at_exit:
+        _at_exit = True
+        atexit.register(_finish_at_exit)
 
 
 def _install_excepthook() -> None:

@@ -247,7 +247,9 @@ class Monitor(LoggedAndSpikes):
         self._out.write(record)
         ending.install()
         clipping.activate(self)
-        self._finalizer = weakref.finalize(self, ending.finish_at_exit, self._out)
+        # Collected mid-process: its end line now (at the exit, ending's atexit hook writes it).
+        self._finalizer = weakref.finalize(self, ending.finish_collected, self._out)
+        self._finalizer.atexit = False
         self._arm(self._due(1))
 
     # -- public ---------------------------------------------------------------------------------

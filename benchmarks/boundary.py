@@ -60,8 +60,8 @@ def fps(size: tuple[int, int], warm: float, window: float) -> float:
 
 
 def run(settings: Settings) -> list[Figure]:
-    warm = settings.seconds(1.0, 0.5)
-    window = settings.seconds(3.0, 0.5)
+    warm = settings.seconds(1.0, 0.2)
+    window = settings.seconds(3.0, 0.3)
     preset, _ = xor_config()
     cost = {name: boundary_ms(name, settings.scale(200, 5)) for name in ("xor", "spiral")}
     figures = []
@@ -106,7 +106,7 @@ def run(settings: Settings) -> list[Figure]:
                 f"at most every {INTERVAL:g} s",
             )
         )
-        rate = fps(size, warm, settings.seconds(10.0, 1.0))
+        rate = fps(size, warm, settings.seconds(10.0, 0.5))
         figures.append(
             Figure(
                 key=f"boundary_fps_{tag}",

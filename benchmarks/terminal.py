@@ -199,7 +199,7 @@ def launch(
 
 
 def run(settings: Settings) -> list[Figure]:
-    count_for = settings.seconds(5.0, 1.0)
+    count_for = settings.seconds(5.0, 0.5)
     sessions = [launch(count_for) for _ in range(settings.scale(3, 1))]
     with tempfile.TemporaryDirectory() as folder:
         slow_preset = Path(folder) / "slow.toml"

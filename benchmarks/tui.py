@@ -196,8 +196,8 @@ def long_run(warm: float, window: float, total: float) -> LongRun:
 
 
 def run(settings: Settings) -> list[Figure]:
-    warm = settings.seconds(1.0, 0.5)
-    window = settings.seconds(3.0, 0.5)
+    warm = settings.seconds(1.0, 0.2)
+    window = settings.seconds(3.0, 0.3)
     samples = interleave(
         {
             "headless": lambda: headless_rate(warm, window),
@@ -243,7 +243,7 @@ def run(settings: Settings) -> list[Figure]:
         "every snapshot it is given",
     )
 
-    total = settings.seconds(40.0, 2.0)
+    total = settings.seconds(40.0, 1.0)
     session = long_run(warm, window, total)
     early, late = session.early.ms_per_frame, session.late.ms_per_frame
     # What the UI thread could sustain if frames were only limited by their cost.

@@ -209,7 +209,7 @@ def waiting_cpu(header_mb: int, seconds: float) -> float:
 def run(settings: Settings) -> list[Figure]:
     # Within the 16 MiB line limit: a longer header is refused as soon as it passes the limit.
     header_mb = settings.scale(15, 5)
-    share = 100 * waiting_cpu(header_mb, settings.seconds(5.0, 1.0))
+    share = 100 * waiting_cpu(header_mb, settings.seconds(5.0, 0.5))
     waiting = Figure(
         key="watch_waiting_cpu_pct",
         title=f"`bpmon watch`: CPU while a {header_mb} MB header waits for its newline",

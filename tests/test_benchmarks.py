@@ -4,6 +4,7 @@ No timing is asserted: this is a smoke test, CI machines are too noisy for more.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import subprocess
@@ -94,6 +95,7 @@ def test_every_figure_is_a_finite_number_or_an_explained_skip(
         if fig["skipped"]:
             assert key in TORCH_FIGURES, f"{key} skipped: {fig['note']}"
             assert "torch" in fig["note"].lower(), fig["note"]
+            assert importlib.util.find_spec("torch") is None, f"{key} skipped with torch here"
             continue
         for field in ("value", "bpmon"):
             assert isinstance(fig[field], int | float), (key, field, fig[field])

@@ -1009,24 +1009,3 @@ def test_the_ddp_example_runs_under_torchrun(
         validator(record)
     assert [r.get("step") for r in records[1:-1]] == [1, 10, 20]
     assert records[-1] == {"event": "end", "state": "finished"}
-
-
-def test_the_bridge_benchmark_runs_in_quick_mode(tmp_path: Path) -> None:
-    out = tmp_path / "bridge.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--only", "bridge", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    figures = json.loads(out.read_text(encoding="utf-8"))["figures"]
-    for key in (
-        "bridge_every50_vs_torch",
-        "bridge_every1_vs_torch",
-        "bridge_gpt_every50_vs_torch",
-        "bridge_every50_loss_only_vs_torch",
-    ):
-        assert math.isfinite(figures[key]["ratio"]), figures[key]

@@ -55,8 +55,9 @@ _at_exit = False  # the atexit hook is registered
 
 class Output:
     """The run file and the line that may be waiting for its loss. Kept apart from the monitor
-    so that the finaliser that writes the end line at exit holds no reference to the monitor
-    (which would keep it alive forever)."""
+    so that the finaliser that writes the end line when the monitor is collected holds no
+    reference to it (which would keep it, and its model, alive until the process ends); the
+    ``inspect`` callback reaches the monitor through a weak reference for the same reason."""
 
     def __init__(self, stream: IO[str], name: str, owns: bool) -> None:
         self.writer = RunWriter(stream, name)

@@ -511,9 +511,7 @@ ACTIONS: dict[str, Action] = {
         ),
         # Enter opens or closes the gradient group under the cursor, else the findings (the
         # alias above, bound after every row's first key).
-        Action(
-            "group", keys=("enter",), trains=False, sources=EVERY, columns="one", run="toggle_group"
-        ),
+        Action("group", keys=("enter",), trains=False, sources=EVERY, run="toggle_group"),
         Action(
             "flow",
             help="Gradient flow over time: the rows as a heatmap, on/off",
@@ -593,7 +591,6 @@ ACTIONS: dict[str, Action] = {
             keys=("up", "down", "pageup", "pagedown"),
             trains=False,
             sources=EVERY,
-            columns="one",
             run="rows('{key}')",
             display="↑ ↓ pgup pgdn",
         ),

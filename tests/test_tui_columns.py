@@ -116,6 +116,34 @@ def test_the_cursor_keys_move_the_active_run_only_and_tab_moves_them(restarted: 
     drive(app, body)
 
 
+def test_a_big_model_beside_another_is_folded_by_block_and_enter_opens_one(
+    tmp_path: Path,
+) -> None:
+    """Two 12-block GPT replays at 80x24: each column folds its blocks as the single view does
+    (it listed all 51 rows flat before), and ↓ ↓ ↓ enter opens the stack of the active run
+    only."""
+    from bigmodels import write_gpt_run
+
+    sources = [
+        RunFileSource(str(write_gpt_run(tmp_path / f"{name}.jsonl", name)), "replay")
+        for name in ("healthy", "vanishing")
+    ]
+    for source in sources:
+        source.open_now()
+    app = BpmonApp(*sources)
+
+    async def body(pilot: Pilot[Any]) -> None:
+        screen = await wait_shows(pilot, "snapshot 120/120")
+        # The stack's line in each column: its mark kept, its name cut from the left.
+        assert screen.count("▸ …sformer.h") == 2, screen
+        assert "▸ 0" not in screen
+        await press(pilot, "down", "down", "down", "enter")
+        screen = await wait_shows(pilot, "▾ …sformer.h", "▸ 0")
+        assert screen.count("▸ …sformer.h") == 1, "the other run's stack opened too"
+
+    drive(app, body)
+
+
 def test_a_pause_during_a_long_step_shows_in_that_run_s_column() -> None:
     # Half a second a step or so: the key lands while a step is in flight.
     slow = RunConfig(

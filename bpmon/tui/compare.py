@@ -29,10 +29,12 @@ from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual.geometry import Region
 from textual.reactive import reactive
 
 from bpmon.trainer import Snapshot
 
+from .barcells import _FULL, _RANGE
 from .findings import FindingsScreen
 from .gradients import (
     BAR_WIDTH,
@@ -42,9 +44,11 @@ from .gradients import (
     axis_labels,
     bar_cells,
     format_norm,
+    group_summary,
     pad,
     short_name,
 )
+from .groups import Group
 from .status import StatusLine
 from .view import TextLine
 
@@ -130,10 +134,11 @@ class RunStatus(StatusLine):
 
 class RunGradients(GradientPanel):
     """The gradient panel of one column: the full rows where the column is wide enough
-    (``compact`` False), else one short row per layer: name, bar, norm and status, the bar on
-    the panel's fixed log scale but only as long as the column allows."""
+    (``compact`` False), else one short line per layer or group (grouped and folded as in the
+    single view): name, bar, norm and status, the bar on the panel's fixed log scale but only
+    as long as the column allows. ↑ ↓ and enter act on the active column's."""
 
-    # Both runs' rows scroll with the focus (tab), as they always did here.
+    # The rows scroll (each column's panel keeps its own place) rather than window.
     WINDOWED = False
     compact: reactive[bool] = reactive(True, repaint=False)
     """Short rows; bound to the app's (it depends on the width)."""
@@ -144,32 +149,66 @@ class RunGradients(GradientPanel):
     def watch_compact(self) -> None:
         self.redraw()
 
+    def move(self, delta: int) -> None:
+        super().move(delta)
+        if self.row_cursor is not None:
+            # These rows scroll rather than window: keep the cursor's line (under the column
+            # header's one) in sight.
+            self.scroll_to_region(Region(0, 1 + self.row_cursor, 1, 1), animate=False)
+
     def draw(self, snapshot: Snapshot) -> None:
         if not self.compact:
             self.border_title = "gradients ‖dL/dW‖ · input layer first"
             super().draw(snapshot)
             return
         self.border_title = "‖dL/dW‖ · input layer first"
+        layers = snapshot.layers
+        # Grouped as in the single view (a big model's blocks folded to fit, enter opens one).
+        self.shown = self._lines(snapshot) if layers else []
+        if self.row_cursor is not None:
+            self.row_cursor = min(self.row_cursor, len(self.shown) - 1) if self.shown else None
+        labels = [self._label(layers, line) for line in self.shown]
         inside = self.content_size.width - self.styles.scrollbar_size_vertical
-        name = min(_NAME_MAX, max([_NAME_MIN, *(cell_len(x.name) for x in snapshot.layers)]))
+        name = min(_NAME_MAX, max([_NAME_MIN, *(cell_len(x) for x in labels)]))
         bar = max(_BAR_MIN, min(BAR_WIDTH, inside - name - _NORM - _STATUS - 3))
         header = f"{pad('layer', name)} {compact_axis(bar)} {'norm':>{_NORM}} status"
         self.header.text = Text(header, self._style("header"))
         body = Text()
-        if not snapshot.layers:
+        if not layers:
             body.append("no gradients yet", self._style("legend"))
-        for i, layer in enumerate(snapshot.layers):
+        for i, (line, label) in enumerate(zip(self.shown, labels, strict=True)):
             if i:
                 body.append("\n")
-            status = self._style(layer.status)
-            filled, track = bar_cells(layer.grad_norm, bar)
-            body.append(pad(short_name(layer.name, name), name) + " ")
-            body.append(filled, status)
-            body.append(track, self._style("track"))
-            body.append(f" {format_norm(layer.grad_norm):>{_NORM}} ")
-            body.append(layer.status, status)
+            if isinstance(line.node, Group):
+                low, high, status = group_summary([layers[j] for j in line.node.rows])
+                solid = bar_cells(low, bar)[0].count(_FULL)
+                top, track = bar_cells(high, bar)
+                filled = _FULL * min(solid, len(top)) + _RANGE * max(0, len(top) - solid)
+                norm = high
+            else:
+                layer = layers[line.node]
+                filled, track = bar_cells(layer.grad_norm, bar)
+                norm, status = layer.grad_norm, layer.status
+            row = Text(pad(cut_label(label, name), name) + " ")
+            row.append(filled, self._style(status))
+            row.append(track, self._style("track"))
+            row.append(f" {format_norm(norm):>{_NORM}} ")
+            row.append(status, self._style(status))
+            if i == self.row_cursor:
+                row.stylize(self._style("cursor"))
+            body.append_text(row)
         self.body.text = body
         self.legend.text = Text()
+
+
+def cut_label(label: str, width: int) -> str:
+    """A row's label in ``width`` cells, its indent and group mark (``▸``, ``▾``) kept and
+    the name's left end cut: ``"▸ transformer.h"`` -> ``"▸ …former.h"``."""
+    name = label.lstrip(" ")
+    if name[:2] in ("▸ ", "▾ "):
+        name = name[2:]
+    lead = label[: len(label) - len(name)]
+    return lead + short_name(name, max(1, width - cell_len(lead)))
 
 
 def compact_axis(width: int) -> str:

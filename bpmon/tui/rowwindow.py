@@ -46,9 +46,14 @@ class RowWindow(VerticalScroll, SnapshotView):
         """How many lines the rows may take: the panel's largest height less its border, the
         column header and one line of legend (a second where the rows leave room); 0 while
         that is not known (or the panel scrolls instead, ``WINDOWED`` False)."""
+        return self.fold_room() if self.WINDOWED else 0
+
+    def fold_room(self) -> int:
+        """The lines the groups are folded to fit (:meth:`room`'s, whether the panel windows
+        its rows or scrolls them); 0 while not known, every group then open."""
         parent = self.parent
         limit = self.styles.max_height
-        if not self.WINDOWED or limit is None or not isinstance(parent, Widget):
+        if limit is None or not isinstance(parent, Widget):
             return 0
         if parent.size.height <= 0:
             return 0
@@ -63,7 +68,7 @@ class RowWindow(VerticalScroll, SnapshotView):
             self.chosen = {}
             self.row_cursor = None
             self.top = 0
-        room = self.room()
+        room = self.fold_room()
         opened = default_open(self._tree, room if room else len(names), self.chosen)
         return visible(self._tree, opened)
 

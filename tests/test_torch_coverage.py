@@ -90,3 +90,41 @@ def test_tied_weights_are_one_row_named_by_both_at_the_head(tmp_path: Path) -> N
     assert "transformer.h.0.ln_1" in names and "+bn" in head["switches"]
     ln = next(r for r in head["layers"] if r["name"] == "transformer.h.0.ln_1")
     assert ln["kind"] == "LayerNorm" and ln["params"] == 32
+
+
+class EmbeddingLast(torch.nn.Module):
+    """Registered as pytorch/examples' word_language_model TransformerModel registers its
+    layers: the encoder, the output layer, then the input embedding."""
+
+    def __init__(self, tied: bool = False) -> None:
+        super().__init__()
+        layer = torch.nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+        self.encoder = torch.nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+        self.decoder = torch.nn.Linear(16, 20)
+        self.input_emb = torch.nn.Embedding(20, 16)
+        self.pos_emb = torch.nn.Embedding(8, 16)
+        if tied:
+            self.decoder.weight = self.input_emb.weight
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        h = self.input_emb(idx) + self.pos_emb(torch.arange(idx.shape[1]))
+        return self.decoder(self.encoder(h))  # type: ignore[no-any-return]
+
+
+def test_embeddings_registered_last_come_first_and_the_output_layer_stays_last(
+    tmp_path: Path,
+) -> None:
+    """Under the panel's "input layer first", and for the rules, which compare every row with
+    the last one (the output layer): embeddings registered after every other row lead."""
+    with watch(EmbeddingLast(), tmp_path / "e.jsonl") as mon:
+        names = mon.layer_names
+    assert names[:2] == ("input_emb", "pos_emb")
+    assert names[-1] == "decoder"
+    assert len(names) == len(set(names))
+    # Tied to the output layer, the embedding is the head's row and stays where the head is.
+    with watch(EmbeddingLast(tied=True), tmp_path / "t.jsonl") as mon:
+        names = mon.layer_names
+    assert names[0] == "pos_emb" and names[-1] == "decoder=input_emb"
+    # Nothing but embeddings: registration order.
+    model = torch.nn.ModuleDict({"a": torch.nn.Embedding(4, 3), "b": torch.nn.Embedding(4, 3)})
+    assert [row.name for row in find_layers(model).layers] == ["a", "b"]

@@ -29,6 +29,10 @@ tensor) is one row named by both owners (``"transformer.wte=lm_head"``, registra
 placed where its last owner is: the head, which is then the last row, the output layer the
 rules compare the others with.
 
+Rows come in registration order, except embeddings registered after every other row, which
+come first (:func:`_inputs_first`): the panel reads "input layer first", and the rules take the
+last row as the output layer.
+
 The activation pairing walks ``model.named_modules(remove_duplicate=False)``: registration
 order, which is the order an ``nn.Sequential`` runs in and the order most ``__init__`` methods
 list their layers in. Norm layers, dropout and ``Identity`` between a weight layer and an
@@ -338,7 +342,7 @@ def find_layers(
             if row.module is not None and row.module in pairs:
                 row.activation, row.act_module = pairs[row.module]
             rows.append(row)
-    rows = _merge_shared(rows)
+    rows = _inputs_first(_merge_shared(rows))
     layers, excluded = [], []
     for row in rows:
         if (inc is not None and not _matches(row.name, inc)) or (
@@ -384,6 +388,22 @@ def _merge_shared(rows: list[Layer]) -> list[Layer]:
             row.tied = tuple(row.owners)
     merged.sort(key=lambda r: r.order)
     return merged
+
+
+def _inputs_first(rows: list[Layer]) -> list[Layer]:
+    """Embeddings registered after every other row moved to the front, in their order:
+    pytorch/examples' ``TransformerModel`` registers its ``input_emb`` after the encoder and
+    the output layer. A lookup table is where the input comes in, never the output layer that
+    the rules compare the others with; an embedding tied to the head is the head's row and
+    stays; a model of nothing but embeddings keeps its order."""
+    trailing = 0
+    for row in reversed(rows):
+        if row.tied or not isinstance(row.module, nn.Embedding | nn.EmbeddingBag):
+            break
+        trailing += 1
+    if trailing in (0, len(rows)):
+        return rows
+    return rows[-trailing:] + rows[:-trailing]
 
 
 def architecture(layers: Sequence[Layer]) -> str:

@@ -203,7 +203,7 @@ class RunGradients(GradientPanel):
 
 def cut_label(label: str, width: int) -> str:
     """A row's label in ``width`` cells, its indent and group mark (``▸``, ``▾``) kept and
-    the name's left end cut: ``"▸ transformer.h"`` -> ``"▸ …former.h"``."""
+    the name's left end cut: ``cut_label("▸ transformer.h", 12)`` is ``"▸ …sformer.h"``."""
     name = label.lstrip(" ")
     if name[:2] in ("▸ ", "▾ "):
         name = name[2:]

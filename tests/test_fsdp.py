@@ -87,8 +87,11 @@ def test_fsdp2_norms_are_of_the_whole_parameter(tmp_path: Path) -> None:
     model, x, y = worker.build()
     worker.train(model, x, y, tmp_path / "one.jsonl")
     sharded, whole = _rows(out / "run.jsonl"), _rows(tmp_path / "one.jsonl")
-    assert [r["step"] for r in sharded] == [r["step"] for r in whole] == [1, 2, 4]
-    for got, want in zip(sharded, whole, strict=True):
+    # One process also writes update 5, the last, not due, at the end; the shards keep no
+    # per-update norms, and a collective at each rank's exit could wait forever.
+    assert [r["step"] for r in sharded] == [1, 2, 4]
+    assert [r["step"] for r in whole] == [1, 2, 4, 5]
+    for got, want in zip(sharded, whole[:3], strict=True):
         assert [r["name"] for r in got["layers"]] == [r["name"] for r in want["layers"]]
         for g, w in zip(got["layers"], want["layers"], strict=True):
             for key in ("grad_norm", "bias_grad_norm", "weight_norm", "update_ratio"):

@@ -138,15 +138,26 @@ def test_the_run_file_has_a_header_a_line_per_due_update_and_an_end(
     assert head["architecture"] == "6-5-4-3"
     assert head["switches"] == "6-5-4-3 relu torch"
     assert head["epochs"] is None and head["config"] is None
-    snaps = records[1:-1]
-    assert [s["step"] for s in snaps] == [1, 4, 8]
-    for s in snaps:
+    *due, last = records[1:-1]
+    assert [s["step"] for s in due] == [1, 4, 8]
+    for s in due:
         assert s["state"] == "running" and s["run_id"] == 0 and s["epoch"] is None
         assert s["lr"] == pytest.approx(0.1)
         assert isinstance(s["loss"], float) and s["accuracy"] is None
         assert [layer["name"] for layer in s["layers"]] == ["0", "2", "4"]
         assert [layer["activation"] for layer in s["layers"]] == ["relu", "relu", None]
         assert all(layer["delta_norm"] is None for layer in s["layers"])
+        assert all(layer["update_ratio"] is not None for layer in s["layers"])
+    # Update 9 was not due: close() writes its line, with what is known after it.
+    assert last["step"] == 9 and last["update_start"] == 9
+    assert (last["accuracy"], last["test_accuracy"], last["epoch"]) == (0.5, 0.25, 3)
+    assert last["lr"] == pytest.approx(0.05)
+    assert [x["grad_norm"] for x in last["layers"]] == pytest.approx(grad_norms(model), rel=1e-6)
+    weights = [float(torch.linalg.vector_norm(model[i].weight.detach())) for i in (0, 2, 4)]
+    assert [x["weight_norm"] for x in last["layers"]] == pytest.approx(weights, rel=1e-6)
+    # Taken on due updates only: unknown here, and no note calls them unmeasured.
+    assert all(x["update_ratio"] is None and x["health_label"] == "" for x in last["layers"])
+    assert all(x["note"] == "" for x in last["layers"])
     assert records[-1] == {"event": "end", "state": "finished"}
     assert mon.steps == 9
 
@@ -653,9 +664,66 @@ def test_the_end_line_is_written_at_exit(tmp_path: Path, ending: str, state: str
     )
     assert (proc.returncode == 0) == (state == "finished"), proc.stderr[-2000:]
     records = lines(path)
-    assert [r["step"] for r in records[1:-1]] == [1, 2]
+    # 3 was not due: the last update's line is written at the exit, before the end line.
+    assert [r["step"] for r in records[1:-1]] == [1, 2, 3]
     assert records[1]["loss"] is not None  # logged after the update: the line waited for it
+    assert records[3]["loss"] == records[3]["update_losses"][-1] is not None
     assert records[-1] == {"event": "end", "state": state}
+
+
+@pytest.mark.parametrize("loop", ["optimizer", "hand-written"])
+def test_a_run_shorter_than_every_keeps_every_update(tmp_path: Path, loop: str) -> None:
+    """As pytorch/examples' word_language_model on a small corpus: 30 updates at every=50,
+    clipped, with an optimiser or a hand-written SGD step; the script never closes the
+    monitor. The file still has every update's loss and pre-clip gradient norm."""
+    path = tmp_path / "short.jsonl"
+    script = textwrap.dedent(
+        f"""
+        import json, sys, torch
+        from torch import nn
+        from bpmon.torch import watch
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1) if {loop == "optimizer"} else None
+        mon = watch(model, sys.argv[1], every=50)
+        X, y = torch.randn(16, 3), torch.randn(16, 1)
+        losses, totals = [], []
+        for _ in range(30):
+            model.zero_grad()
+            loss = nn.functional.mse_loss(model(X), y)
+            loss.backward()
+            totals.append(float(nn.utils.clip_grad_norm_(model.parameters(), 0.1)))
+            if opt is None:
+                with torch.no_grad():
+                    for p in model.parameters():
+                        p.add_(p.grad, alpha=-0.1)
+            else:
+                opt.step()
+            mon.log(loss=loss)
+            losses.append(float(loss))
+        print(json.dumps([losses, totals]))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    losses, totals = json.loads(proc.stdout)
+    records = lines(path)
+    snaps = records[1:-1]
+    assert [s["step"] for s in snaps] == [1, 30]
+    assert [s["update_start"] for s in snaps] == [1, 2]
+    assert [x for s in snaps for x in s["update_losses"]] == pytest.approx(losses, rel=1e-6)
+    norms = [x for s in snaps for x in s["update_grad_norms"]]
+    assert norms == pytest.approx(totals, rel=1e-5)
+    assert snaps[1]["grad_norm_total"] == pytest.approx(totals[-1], rel=1e-5)
+    assert snaps[1]["clip_max"] == pytest.approx(0.1)  # the last update's clipping, too
+    assert snaps[1]["clip_factor"] == pytest.approx(min(1.0, 0.1 / totals[-1]), rel=1e-4)
+    assert records[-1] == {"event": "end", "state": "finished"}
 
 
 def test_only_rank_zero_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -692,9 +760,13 @@ def test_a_line_carries_the_loss_of_its_own_iteration(
             if log_after_update:
                 mon.log(loss=loss, epoch=i)
     snaps = snapshots(tmp_path / "l.jsonl")
-    assert [s["step"] for s in snaps] == [1, 3, 6]
-    assert [s["loss"] for s in snaps] == pytest.approx([losses[0], losses[2], losses[5]])
-    assert [s["epoch"] for s in snaps] == [0, 2, 5]
+    # 7 is not due; as the last update it has a line, written at the end, whose loss the
+    # loop's convention (seen at the due updates) places as the due lines' are.
+    assert [s["step"] for s in snaps] == [1, 3, 6, 7]
+    assert [s["loss"] for s in snaps] == pytest.approx([losses[i] for i in (0, 2, 5, 6)])
+    assert [s["epoch"] for s in snaps] == [0, 2, 5, 6]
+    series = [x for s in snaps for x in s["update_losses"]]
+    assert series == pytest.approx(losses)
 
 
 # -- cost: no host-device synchronisation on updates that are not due ---------------------------
@@ -763,7 +835,8 @@ def test_updates_that_are_not_due_read_nothing_back(
             # One read-back of the figures; a loss logged after the update adds one.
             assert extra["tolist"] == (2 if log_after_update else 1), (n, dict(extra))
             assert extra["item"] == extra["cpu"] == extra["numpy"] == extra["__float__"] == 0
-    assert len(snapshots(tmp_path / "c.jsonl")) == 3  # updates 1, 4 and 8
+    # Updates 1, 4 and 8, and at close() the last one, 10.
+    assert [r["step"] for r in snapshots(tmp_path / "c.jsonl")] == [1, 4, 8, 10]
 
 
 def test_log_keeps_a_tensor_without_reading_it(tmp_path: Path, count_calls: Counter[str]) -> None:

@@ -99,14 +99,15 @@ def test_every_update_has_its_loss_and_norm_in_the_file(tmp_path: Path, log_afte
     path = tmp_path / "s.jsonl"
     losses = train_gpt(path, 23, 10, log_after=log_after)
     lines = records(path)
-    assert [r["step"] for r in lines] == [1, 10, 20]
+    # 23 was not due: the last update's line, written at the end.
+    assert [r["step"] for r in lines] == [1, 10, 20, 23]
     steps = [r["update_start"] + i for r in lines for i in range(len(r["update_losses"]))]
-    assert steps == list(range(1, 21))  # 21 to 23: after the last line, not measured
+    assert steps == list(range(1, 24))
     got = [x for r in lines for x in r["update_losses"]]
-    assert got == pytest.approx(losses[:20], rel=1e-6)
+    assert got == pytest.approx(losses, rel=1e-6)
     norms = [x for r in lines for x in r["update_grad_norms"]]
-    assert all(x is not None and x > 0 for x in norms)
-    # A due update's own global norm is the one its line reports, before clipping.
+    assert len(norms) == 23 and all(x is not None and x > 0 for x in norms)
+    # An update's own global norm is the one its line reports, before clipping.
     for r in lines:
         assert r["update_grad_norms"][-1] == pytest.approx(r["grad_norm_total"], rel=1e-6)
 
@@ -248,13 +249,15 @@ def test_without_update_norms_the_loss_series_stays(tmp_path: Path) -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     path = tmp_path / "n.jsonl"
     with watch(model, path, every=5, update_norms=False) as mon:
-        for i in range(10):
+        for i in range(12):
             loss = model(torch.ones(2, 3) * i).pow(2).mean()
             mon.log(loss=loss)
             opt.zero_grad()
             loss.backward()
             opt.step()
     lines = records(path)
+    # Update 12, the last, was not due: without its norms it gets no line of its own.
+    assert [r["step"] for r in lines] == [1, 5, 10]
     assert [x for r in lines for x in r["update_grad_norms"]] == [None] * 10
     assert None not in [x for r in lines for x in r["update_losses"]]
     # The due updates' own rows are measured as ever.
@@ -267,7 +270,10 @@ def test_without_update_norms_the_loss_series_stays(tmp_path: Path) -> None:
 @settings(max_examples=40, deadline=None)
 @given(
     base=st.floats(0.01, 1e4),
-    noise=st.lists(st.floats(-0.05, 0.05), min_size=60, max_size=200),
+    # Within 1%: the standard deviation is at least 1% of the mean, so no such point is 3
+    # of them above the mean even after a flat stretch (with 5%, 59 equal points and then
+    # a 3% rise is, rightly, a spike at sigmas=3: hypothesis found it).
+    noise=st.lists(st.floats(-0.01, 0.01), min_size=60, max_size=200),
     at=st.integers(30, 59),
     sigmas=st.floats(3, 10),
 )

@@ -36,7 +36,11 @@ Conventions (why, in the modules that implement them; docs/torch-bridge.md has t
   steps watched parameters (or ``optimizer=``); without an optimiser, one backward pass
   (confirmed by the weights changing before the next forward), or one :meth:`Monitor.step`
   call. Update ``n`` (from 1) is *due* when ``n == 1`` or ``n % every == 0``. Its line carries
-  the loss of its own iteration, whether the loop logs before or after its step.
+  the loss of its own iteration, whether the loop logs before or after its step. The last
+  update, due or not, has a line: one that was not due gets it when the monitor closes (on
+  close, at the ``with`` block's end, at exit), with its gradient norms from the series, the
+  weights as they are then and the logged values, its activations and update ratio unknown
+  (not with ``update_norms=False``, which keeps no gradient norm of it).
 - **Where the first NaN came from** (:mod:`bpmon.torch.nonfinite`): on due updates (every
   update with ``nan_trace=True``), the first parameter in backward order whose gradient is not
   finite and the first module whose output is not finite while its inputs are, recorded from

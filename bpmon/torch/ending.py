@@ -16,10 +16,12 @@ path in a process.
   default handler is put back and the signal raised again, so the process still ends with
   the signal's status; a Python handler is called; an ignored signal stays ignored (and the
   run goes on, so nothing is written).
-- **The interpreter's exit** (``atexit``): the end line with the state above, for every
-  monitor still open.
+- **The interpreter's exit** (``atexit``): every monitor still open is closed with the state
+  above: the line of its last update if that was not due, then the end line.
 - **A monitor collected before then** (its model and the user's last reference gone, as a
-  notebook's ``del``; ``weakref.finalize``): ``finished``. The state above is the process's,
+  notebook's ``del``; ``weakref.finalize``): ``finished``, with no line for a last update that
+  was not due (what it needs went with the monitor), as after SIGTERM, which may come in the
+  middle of an update. The state above is the process's,
   and the process goes on (an earlier ``sys.exit(2)`` that a notebook caught must not make
   this run an error).
 """
@@ -68,6 +70,9 @@ class Output:
         self.done = False
         # Sees each snapshot line just before it is written (the monitor's NaN origin).
         self.inspect: Callable[[dict[str, Any]], None] | None = None
+        # Ends the monitor that writes here (its last line, then this output's end line);
+        # through a weak reference, as ``inspect``.
+        self.close_owner: Callable[[EndState], None] | None = None
         _open_outputs.add(self)
 
     def write(self, record: dict[str, Any]) -> None:
@@ -150,6 +155,15 @@ def finish_collected(output: Output) -> None:
 def _finish_at_exit() -> None:
     state = exit_state()
     for output in list(_open_outputs):
+        if output.close_owner is not None:
+            try:
+                output.close_owner(state)
+            except Exception as exc:  # the end line must still be written
+                warnings.warn(
+                    f"bpmon: {output.writer.name}: the last update's line was not written: {exc}",
+                    RuntimeWarning,
+                    stacklevel=1,
+                )
         output.finish(state)
 
 

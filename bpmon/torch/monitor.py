@@ -101,6 +101,12 @@ def _close_ref(ref: weakref.ref[Monitor]) -> None:
         monitor.close()
 
 
+def _end_ref(ref: weakref.ref[Monitor], state: ending.EndState) -> None:
+    monitor = ref()
+    if monitor is not None:
+        monitor._close(state)
+
+
 def _inspect_ref(ref: weakref.ref[Monitor], record: dict[str, Any]) -> None:
     monitor = ref()
     if monitor is not None:
@@ -195,6 +201,7 @@ class Monitor(LoggedAndSpikes):
         self._scorer = Scorer(sigmas, window, context)
         self._burst_until = 0
         self._unscored: tuple[dict[str, Any], int, list[float], list[float]] | None = None
+        self._after = True  # the loop logs after its update (seen at each due update)
 
         # The file first: a path that cannot be written is refused before any hook is in place,
         # and a monitor this process has writing the same path is closed before it is opened.
@@ -212,6 +219,7 @@ class Monitor(LoggedAndSpikes):
         # Through a weak reference: the exit finaliser holds the output, and a bound method
         # there would keep the monitor, and with it the model, alive until the process ends.
         self._out.inspect = functools.partial(_inspect_ref, weakref.ref(self))
+        self._out.close_owner = functools.partial(_end_ref, weakref.ref(self))
 
         self._mode = None if optimizer is None else "optimizer"
         self._grad_norms = None
@@ -295,16 +303,21 @@ class Monitor(LoggedAndSpikes):
 
     # -- the line of a due update -----------------------------------------------------------------
 
-    def _measure_update(self, n: int, skipped: bool) -> None:
+    def _measure_update(self, n: int, skipped: bool, last: bool = False) -> None:
+        """Update ``n``'s line. ``last``: the run ends after this update, which was not due
+        (:meth:`_write_last`): no activation, no update ratio, written at once."""
         L, dev, dt = len(self._layers), self._rn.device, self._dtype
         grads = self._grad_norms
         self._grad_norms = None
         if grads is None:
             grads = torch.full((2 * L + 1,), math.nan, dtype=dt, device=dev)
         nan = torch.full((), math.nan, dtype=dt, device=dev)
-        health = [nan if h is None else h.to(dev, dt) for h in self._acts.health]
+        health = [nan if h is None or last else h.to(dev, dt) for h in self._acts.health]
         weights = weight_norms(self._rn)
-        deltas = self._copies.take_deltas(keep_buffers=self._due(n + 1))
+        if last:
+            deltas = torch.full((L,), math.nan, dtype=dt, device=dev)
+        else:
+            deltas = self._copies.take_deltas(keep_buffers=self._due(n + 1))
         if self._shards is not None:
             grads, weights, deltas = distributed.whole_norms(
                 self._shards, len(self._layers), grads, weights, deltas
@@ -318,7 +331,10 @@ class Monitor(LoggedAndSpikes):
             "lrs": torch.cat(lr_tensors(self._lrs, dev, dt) or [grads[:0]]),
         }
         # The updates since the previous line: their global norms and losses, in the same read.
-        after = not self._logged_since_update  # the loop logs after its update
+        # Whether the loop logs after its update is seen on a due update; a last line keeps
+        # what the lines before it found.
+        after = self._after if last else not self._logged_since_update
+        self._after = after
         first, self._series.written = self._series.written + 1, n
         losses, where, tensors = self._series.loss_slots(first, n, after)
         parts["series_g"] = self._series.grad_norms(first, n)
@@ -331,7 +347,7 @@ class Monitor(LoggedAndSpikes):
             self.thresholds,
             self._out.writer.started,
             parts,
-            self._acts.notes(),
+            [""] * L if last else self._acts.notes(),
             self._logged,
             self._clip.limit is not None,
             extra,
@@ -344,7 +360,11 @@ class Monitor(LoggedAndSpikes):
             record.update(encode_fields(Snapshot, update_losses=tuple(losses)))
         self._lrs = []
         self._score_unscored(record)  # a line that went out without its loss
-        if not after:
+        if last:
+            self._score(record, first, losses, norms)
+            self._put_spikes(record, self._scorer.complete(final=True))
+            self._out.write(record)
+        elif not after:
             self._score(record, first, losses, norms)
             self._out.write(record)
         else:
@@ -353,6 +373,24 @@ class Monitor(LoggedAndSpikes):
             # last loss, and so its spikes, with it.
             self._unscored = (record, first, losses, norms)
             self._out.pending = record
+
+    def _write_last(self) -> None:
+        """At the end, a line for the last update when it was not due, so that the updates
+        after the last due one are not lost (a run shorter than ``every`` would be one line):
+        its gradients' norms from the series' ring, the weights as they are now, and every
+        update's loss and gradient norm since the previous line. Its activations and update
+        ratio are taken only on a due update and are unknown here."""
+        n = self.steps
+        if n <= self._series.written or self._out.pending is not None:
+            return
+        per = next((t for m, t in reversed(self._series.ring) if m == n), None)
+        if per is None:
+            # Not kept (update_norms=False, sharded parameters): the gradients may be zeroed
+            # by now, and a line of unknown norms would read as non-finite.
+            return
+        self._grad_norms = self._rn.rows_from(per)
+        self._clip.limit, self._clip.total = self._clip.previous
+        self._measure_update(n, skipped=False, last=True)
 
     def _training_forward(self) -> None:
         # A training forward of the due update: what was logged before it belongs to the
@@ -381,6 +419,7 @@ class Monitor(LoggedAndSpikes):
         self._resolve_backward()
         self._finish_deferred()
         self._closed = True
+        self._write_last()
         if self._out.pending is not None:
             # The spikes still open at the end go with the last line, if it has not gone yet.
             self._score_unscored(self._out.pending)

@@ -43,7 +43,11 @@ class Clipping:
         default_factory=lambda: collections.deque(maxlen=RECENT_CLIPS)
     )
 
+    # The previous update's limit and returned total, for a last line written after it.
+    previous: tuple[float | None, torch.Tensor | None] = (None, None)
+
     def reset(self) -> None:
+        self.previous = (self.limit, self.total)
         self.limit, self.total, self.after = None, None, None
 
     def figures(self, pre_total: torch.Tensor, dt: torch.dtype) -> list[torch.Tensor]:

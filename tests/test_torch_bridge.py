@@ -400,6 +400,152 @@ def test_a_module_repeated_in_a_sequential_follows_each_layer(tmp_path: Path) ->
     assert [x["health"] for x in layers] == [*expected, 0.0]
 
 
+# Each spelling of an activation called as a function, and the module that does the same.
+FUNCTIONAL: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], type[nn.Module]]] = {
+    "F.relu": (nn.functional.relu, nn.ReLU),
+    "torch.relu": (torch.relu, nn.ReLU),
+    "x.relu()": (lambda x: x.relu(), nn.ReLU),
+    "F.relu(inplace=True)": (lambda x: nn.functional.relu(x, inplace=True), nn.ReLU),
+    "F.leaky_relu": (nn.functional.leaky_relu, nn.LeakyReLU),
+    "F.gelu": (nn.functional.gelu, nn.GELU),
+    "torch.tanh": (torch.tanh, nn.Tanh),
+    "x.tanh()": (lambda x: x.tanh(), nn.Tanh),
+    "torch.sigmoid": (torch.sigmoid, nn.Sigmoid),
+}
+
+
+class CallsActivation(nn.Module):
+    """pytorch/examples' mnist CNN in small: conv and batch-norm, the activation called as a
+    function, pooling, a fully connected layer and the function again, the head; with
+    ``module`` the same network with activation modules."""
+
+    def __init__(self, act: Callable[[torch.Tensor], torch.Tensor], module: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        # Registered in the order they run, as the module pairing expects.
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+        self.first = FUNCTIONAL_MODULE[act]() if module else act
+        self.fc = nn.Linear(16, 8)
+        self.second = FUNCTIONAL_MODULE[act]() if module else act
+        self.head = nn.Linear(8, 2)
+        with torch.no_grad():
+            self.fc.bias[:3] = -100.0  # three of fc's units never fire
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.max_pool2d(self.first(self.bn(self.conv(x))), 2).flatten(1)
+        return self.head(self.second(self.fc(x)))
+
+
+FUNCTIONAL_MODULE = {act: module for act, module in FUNCTIONAL.values()}
+
+
+@pytest.mark.parametrize("spelling", FUNCTIONAL)
+def test_an_activation_called_as_a_function_is_measured_as_its_module(
+    tmp_path: Path, spelling: str
+) -> None:
+    act, module = FUNCTIONAL[spelling]
+    X = torch.randn(16, 1, 6, 6, generator=torch.Generator().manual_seed(1))
+    got = []
+    for as_module in (False, True):
+        model = CallsActivation(act, as_module)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        path = tmp_path / f"{as_module}.jsonl"
+        with watch(model, path, every=1) as mon:
+            loss = model(X).pow(2).mean()
+            loss.backward()
+            opt.step()
+            mon.log(loss=loss)
+        (snap,) = snapshots(path)
+        got.append([(x["activation"], x["health_label"], x["health"]) for x in snap["layers"]])
+    functional_rows, module_rows = got
+    assert functional_rows == module_rows
+    conv, bn, fc, head = functional_rows
+    assert conv[0] == fc[0] is not None
+    assert bn[0] is None and head == (None, "", 0.0)  # nothing after the head
+    if module in (nn.ReLU, nn.LeakyReLU):
+        assert fc[2] >= 3 / 8  # fc's three dead units
+
+
+class NotItsActivation(nn.Module):
+    """Activations that are not a layer's: one after an embedding, a tanh inside a GELU
+    written out (as Hugging Face's ``NewGELUActivation``), a gate's sigmoid, and a ReLU in a
+    validation forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(10, 4)
+        self.fc = nn.Linear(4, 4)
+        self.out = nn.Linear(4, 4)
+        self.gate = nn.Parameter(torch.zeros(4))
+
+    def forward(self, tokens: torch.Tensor, validating: bool = False) -> torch.Tensor:
+        x = torch.relu(self.emb(tokens))  # (N, 4)
+        y = self.fc(x)
+        y = 0.5 * y * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (y + 0.044715 * y**3)))
+        y = self.out(y)
+        if validating:
+            y = torch.relu(y)
+        return (y * torch.sigmoid(self.gate)).sum()
+
+
+def test_an_activation_that_is_not_the_layers_is_not_credited(tmp_path: Path) -> None:
+    model = NotItsActivation()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    tokens = torch.arange(8) % 10
+    with watch(model, tmp_path / "n.jsonl", every=1) as mon:
+        loss = model(tokens)
+        loss.backward()
+        with torch.no_grad():
+            model(tokens, validating=True)  # fc's ReLU, but not in the update's forward
+        opt.step()
+        mon.log(loss=loss)
+    (snap,) = snapshots(tmp_path / "n.jsonl")
+    assert {x["name"]: x["activation"] for x in snap["layers"]} == {
+        "emb": None, "fc": None, "out": None, "gate": None
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("calls_one", [True, False])
+def test_functions_are_watched_on_due_forwards_only_and_left_after_an_exception(
+    tmp_path: Path, calls_one: bool
+) -> None:
+    """The torch function mode that sees activation functions is on only during a due
+    update's forward passes, and off again after a forward that raised; in a model that calls
+    no activation function, only during the first."""
+    modes: list[int] = []
+
+    class Probe(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            modes.append(torch._C._len_torch_function_stack())
+            if x.shape[0] == 1:
+                raise ValueError("a bad batch")
+            return x
+
+    model = nn.Sequential(nn.Linear(3, 4), Probe(), nn.Linear(4, 1))
+    forward = model.forward
+
+    def calls_relu(x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(forward(x)) if calls_one else forward(x) * 2
+
+    model.forward = calls_relu  # type: ignore[method-assign]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    X, y = batch(8, 3, 1)
+    with watch(model, tmp_path / "d.jsonl", every=3) as mon:
+        for n in range(1, 7):
+            loss = nn.functional.mse_loss(model(X), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.log(loss=loss)
+            if n == 2:  # update 3 is due: its hooks are on
+                with pytest.raises(ValueError, match="a bad batch"):
+                    model(X[:1])
+                assert torch._C._len_torch_function_stack() == 0
+    # Due: 1, 3 and 6 (and the failed forward before 3); not due: 2, 4 and 5.
+    assert modes == ([1, 0, 1, 1, 0, 0, 1] if calls_one else [1, 0, 0, 0, 0, 0, 0])
+
+
 # -- parity with bpmon's engine ------------------------------------------------------------------
 
 

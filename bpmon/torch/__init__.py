@@ -27,8 +27,9 @@ Conventions (why, in the modules that implement them; docs/torch-bridge.md has t
   (unscaled under a GradScaler; a gradient that is None counts as 0), the weight norm after the
   update, the update ratio ``||W_after - W_before|| / ||W_after||`` (NaN where no hooked
   optimiser stepped the row), the status by :func:`bpmon.telemetry.classify`, and the health
-  of an ``nn.Sigmoid``/``Tanh``/``ReLU``/``LeakyReLU``/``GELU`` after the layer
-  (:mod:`bpmon.torch.forward`; a ``note`` says when its hooks did not run, as under
+  of an ``nn.Sigmoid``/``Tanh``/``ReLU``/``LeakyReLU``/``GELU`` after the layer, or of the same
+  activation called as a function on the layer's output (:mod:`bpmon.torch.forward`,
+  :mod:`bpmon.torch.functional`; a ``note`` says when its hooks did not run, as under
   ``torch.compile``). Per update: the global pre-clip norm, the clipping's limit and factor,
   the share of recent updates it scaled, and every param group's lr read before the step.
   ``delta_norm`` is not measured (null).

@@ -2,6 +2,13 @@
 registered after the update before a due one, removed after the due one, so an update that is
 not due runs the model with no hook of ours.
 
+An activation called as a function (``F.relu``, ``x.tanh()``) is seen by
+:mod:`bpmon.torch.functional` during the same forward passes and credited to a weight layer
+with no activation module when its input is that layer's output tensor itself, or what a
+normalisation layer made of it (``F.relu(self.bn(self.conv(x)))``; an in-place residual sum
+keeps the tensor). Anything computed from it first is not the layer's activation: a GELU
+written out with ``torch.tanh`` (Hugging Face's ``NewGELUActivation``) is not a tanh layer.
+
 Under ``torch.compile`` a compiled forward does not call hooks registered after it was
 compiled, and the hooks come and go. A due update whose training forward did not run a watched
 layer's hook while the layer received a gradient is reported, row by row, as "activation not
@@ -10,6 +17,7 @@ measured" with the reason, never as a silent gap.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from bpmon.torch import functional
 from bpmon.torch.layers import Layer
 from bpmon.torch.measure import health
 
@@ -26,28 +35,73 @@ NOT_MEASURED = "activation not measured: its forward hooks did not run (torch.co
 class Activations:
     """The forward hooks of the watched rows and what they saw during one update."""
 
-    def __init__(self, layers: Sequence[Layer], on_training_forward: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        layers: Sequence[Layer],
+        on_training_forward: Callable[[], None],
+        model: nn.Module | None = None,
+    ) -> None:
+        """``model``: the watched model, whose forward passes :mod:`bpmon.torch.functional`
+        watches for activations called as functions (None: not watched, as under compile)."""
         self.layers = layers
         self.on_training_forward = on_training_forward
         self.handles: list[RemovableHandle] = []
         self.health: list[torch.Tensor | None] = [None] * len(layers)
         self.ran = [False] * len(layers)
         self.last: int | None = None  # the row whose forward ran last
+        # Its output, held weakly (the logits of a large vocabulary can be gigabytes).
+        self.last_out: weakref.ref[torch.Tensor] | None = None
+        # Rows whose activation can only be a function: weight layers with no activation
+        # module (an embedding's output is looked up, not activated).
+        self.bare = {
+            i
+            for i, row in enumerate(layers)
+            if row.module is not None
+            and not row.vector
+            and row.act_module is None
+            and row.activation is None
+            and not isinstance(row.module, nn.Embedding)
+        }
+        self.model = model if self.bare else None
+        # The activation function found after each bare row (kept from one due update to the
+        # next: a row's activation does not change). The calls are watched until a due
+        # update's training forward has run under the mode, and after that only if it found
+        # one: a model without such activations (nanoGPT's) pays for the mode once.
+        self.kinds: list[str | None] = [None] * len(layers)
+        self.discovered = False
+        self.call_handles: list[RemovableHandle] = []
 
     def arm(self, due_next: bool) -> None:
+        if self.call_handles and any(self.ran):
+            self.discovered = True
         if self.handles or due_next:  # else nothing was recorded since the last reset
             self.health = [None] * len(self.layers)
             self.ran = [False] * len(self.layers)
-        self.last = None
+        self.last, self.last_out = None, None
         if due_next and not self.handles:
             self.handles = self._register()
         elif not due_next and self.handles:
             self.remove()
+        calls = (
+            due_next
+            and self.model is not None
+            and (not self.discovered or any(k is not None for k in self.kinds))
+        )
+        if calls and not self.call_handles and self.model is not None:
+            self.call_handles = self._register_calls(self.model)
+        elif not calls and self.call_handles:
+            for handle in self.call_handles:
+                handle.remove()
+            self.call_handles = []
 
     def remove(self) -> None:
-        for handle in self.handles:
+        for handle in (*self.handles, *self.call_handles):
             handle.remove()
-        self.handles = []
+        self.handles, self.call_handles = [], []
+
+    def activations(self) -> list[str | None]:
+        """Each row's activation: its module's, or the function found after it."""
+        return [row.activation or self.kinds[i] for i, row in enumerate(self.layers)]
 
     def notes(self) -> list[str]:
         """Per row, why its activation's health is missing this update ("" when it is not)."""
@@ -71,14 +125,45 @@ class Activations:
             handles.append(module.register_forward_hook(self._act_hook(indices)))
         return handles
 
+    def _register_calls(self, model: nn.Module) -> list[RemovableHandle]:
+        """The function mode for ``model``'s forward passes, and the norm layers' hooks that let
+        an activation after a norm count as the layer's."""
+        handles = functional.watch_calls(model, self._called)
+        for layer in self.layers:
+            if layer.module is not None and layer.vector:
+                handles.append(layer.module.register_forward_hook(self._norm_hook))
+        return handles
+
     def _layer_hook(self, i: int) -> Callable[[nn.Module, Any, Any], None]:
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
             self.last = i
+            self.last_out = weakref.ref(output) if isinstance(output, torch.Tensor) else None
             if torch.is_grad_enabled():
                 self.ran[i] = True
                 self.on_training_forward()
 
         return hook
+
+    def _norm_hook(self, module: nn.Module, inputs: Any, output: Any) -> None:
+        """A normalisation of the last layer's output stands for that output."""
+        z = inputs[0] if isinstance(inputs, tuple) and inputs else None
+        last = self.last_out() if self.last_out is not None else None
+        if last is not None and last is z and isinstance(output, torch.Tensor):
+            self.last_out = weakref.ref(output)
+
+    def _called(self, kind: str, z: torch.Tensor, a: torch.Tensor) -> None:
+        """An activation function ran (:mod:`bpmon.torch.functional`): credited to the bare row
+        that ran last, if its input is that row's output, in a training forward."""
+        i = self.last
+        if i is None or i not in self.bare or self.last_out is None or self.last_out() is not z:
+            return
+        module = self.layers[i].module
+        if module is None or not module.training or not torch.is_grad_enabled():
+            return
+        with torch.no_grad():
+            self.health[i] = health(kind, z, a)
+        self.kinds[i] = kind
+        self.last = None
 
     def _act_hook(self, indices: list[int]) -> Callable[[nn.Module, Any, Any], None]:
         """Health from this activation's call, credited to the watched layer that ran just

@@ -46,6 +46,7 @@ from bpmon.runmodel import Snapshot
 from bpmon.torch import clipping, distributed, ending
 from bpmon.torch.backward import BackwardPasses
 from bpmon.torch.forward import Activations
+from bpmon.torch.functional import compiled
 from bpmon.torch.layers import architecture, find_layers, switches, unwrap
 from bpmon.torch.logged import Logged, as_float
 from bpmon.torch.logspikes import LoggedAndSpikes
@@ -178,7 +179,9 @@ class Monitor(LoggedAndSpikes):
         self._shards = distributed.shards(self._layers)
         self._copies = Copies(self._rn)
         self._opts = Optimisers(self._layers, optimizer)
-        self._acts = Activations(self._layers, self._training_forward)
+        self._acts = Activations(
+            self._layers, self._training_forward, None if compiled(model) else self.model
+        )
         self._logged = Logged()
         self._clip = Clipping()
         self._scaler = scaler
@@ -348,6 +351,7 @@ class Monitor(LoggedAndSpikes):
             self._out.writer.started,
             parts,
             [""] * L if last else self._acts.notes(),
+            self._acts.activations(),
             self._logged,
             self._clip.limit is not None,
             extra,

@@ -97,12 +97,14 @@ def build(
     started: float,
     parts: dict[str, torch.Tensor],
     notes: Sequence[str],
+    activations: Sequence[str | None],
     logged: Logged,
     clipped: bool,
     extra: dict[str, list[float]] | None = None,
 ) -> dict[str, Any]:
     """The line of update ``n`` from ``parts`` (each a 1-D tensor on one device: ``grads``
     ``2L + 1``, ``weights``, ``deltas``, ``health`` ``L``; ``clip`` 3; ``lrs``; ``logged``),
+    ``activations`` each row's (its module's, or the function found after it),
     read back with one ``tolist()``. Any other part (the per-update series) is read in the same
     transfer and its values put in ``extra`` under its name."""
     L = len(layers)
@@ -128,7 +130,8 @@ def build(
         statuses[i] = s
     stats = []
     for i, row in enumerate(layers):
-        has_health = row.activation is not None and math.isfinite(hl[i])
+        act = activations[i]
+        has_health = act is not None and math.isfinite(hl[i])
         stats.append(
             LayerStats(
                 name=row.name,
@@ -141,9 +144,9 @@ def build(
                 update_ratio=dn[i] / wn[i] if wn[i] > 0 else math.nan,
                 delta_norm=math.nan,
                 health=hl[i] if has_health else 0.0,
-                health_label=_LABELS.get(row.activation or "", "") if has_health else "",
+                health_label=_LABELS.get(act or "", "") if has_health else "",
                 status=statuses[i],  # type: ignore[arg-type]
-                activation=row.activation,
+                activation=act,
                 params=row.params,
                 note=notes[i],
             )

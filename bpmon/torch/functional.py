@@ -1,0 +1,106 @@
+"""Activations called as functions (``F.relu(self.conv1(x))``, ``x.tanh()``), as pytorch/examples'
+mnist CNN and many hand-written models do: no module follows the layer, so no forward hook can
+see them. During a due update's training forward only, a :class:`~torch.overrides.TorchFunctionMode`
+sees every torch function the model calls and hands the activations among them to
+:class:`~bpmon.torch.forward.Activations`, which credits each to the watched layer that ran just
+before it.
+
+Why a mode, and why only then: a mode is the one public way to see a function call without
+replacing it, and it costs a Python call per torch function while it is on; it is entered by a
+forward pre-hook on the watched model and left by its forward hook (``always_call``, so an
+exception in the forward does not leave it on), hooks that exist only while a due update is
+armed. An update that is not due runs with no mode and no hook. Under ``torch.compile`` it is
+never entered: a mode that comes and goes would make the compiled graph recompile or break.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils.hooks import RemovableHandle
+
+# The activation functions by the name bpmon's health definitions use (bpmon.torch.measure.health):
+# torch's functions, their in-place forms and the Tensor methods. A module (nn.ReLU) calls these
+# too; the call is credited only to a row that has no activation module.
+FUNCTIONS: dict[Callable[..., Any], str] = {
+    F.relu: "relu",
+    F.relu_: "relu",
+    torch.relu: "relu",
+    torch.relu_: "relu",
+    torch.Tensor.relu: "relu",
+    torch.Tensor.relu_: "relu",
+    F.leaky_relu: "leaky_relu",
+    F.leaky_relu_: "leaky_relu",
+    F.gelu: "gelu",
+    F.sigmoid: "sigmoid",
+    torch.sigmoid: "sigmoid",
+    torch.sigmoid_: "sigmoid",
+    torch.Tensor.sigmoid: "sigmoid",
+    torch.Tensor.sigmoid_: "sigmoid",
+    F.tanh: "tanh",
+    torch.tanh: "tanh",
+    torch.tanh_: "tanh",
+    torch.Tensor.tanh: "tanh",
+    torch.Tensor.tanh_: "tanh",
+}
+
+Seen = Callable[[str, torch.Tensor, torch.Tensor], None]
+
+
+class _Calls(TorchFunctionMode):
+    """Calls ``seen(kind, input, output)`` after each activation function with a tensor input.
+    Torch turns the mode off while ``__torch_function__`` runs, so ``seen``'s own torch calls
+    are not seen again."""
+
+    def __init__(self, seen: Seen) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        out = func(*args, **(kwargs or {}))
+        kind = FUNCTIONS.get(func)
+        z = args[0] if args else None
+        if kind is not None and isinstance(z, torch.Tensor) and isinstance(out, torch.Tensor):
+            self.seen(kind, z, out)
+        return out
+
+
+def compiled(model: nn.Module) -> bool:
+    """Whether ``model`` or a module in it was given to ``torch.compile`` (or ``.compile()``)."""
+    return any(
+        hasattr(m, "_orig_mod") or getattr(m, "_compiled_call_impl", None) is not None
+        for m in model.modules()
+    )
+
+
+def watch_calls(model: nn.Module, seen: Seen) -> list[RemovableHandle]:
+    """Hooks on ``model`` that turn the mode on for each of its forward passes (nested calls of
+    ``model`` itself keep the one mode)."""
+    mode = _Calls(seen)
+    depth = [0]
+
+    def before(module: nn.Module, inputs: Any) -> None:
+        depth[0] += 1
+        if depth[0] == 1:
+            mode.__enter__()  # type: ignore[no-untyped-call]
+
+    def after(module: nn.Module, inputs: Any, output: Any) -> None:
+        depth[0] -= 1
+        if depth[0] == 0:
+            mode.__exit__(None, None, None)  # type: ignore[no-untyped-call]
+
+    return [
+        model.register_forward_pre_hook(before),
+        model.register_forward_hook(after, always_call=True),
+    ]

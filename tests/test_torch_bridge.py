@@ -546,6 +546,22 @@ def test_functions_are_watched_on_due_forwards_only_and_left_after_an_exception(
     assert modes == ([1, 0, 1, 1, 0, 0, 1] if calls_one else [1, 0, 0, 0, 0, 0, 0])
 
 
+def test_a_loop_without_an_optimiser_leaves_no_function_mode_behind(tmp_path: Path) -> None:
+    """Without an optimiser an update completes at the next forward's pre-hook, which may stop
+    watching calls while that forward's own mode is on: it must still be left at its end."""
+    model = mlp((3, 4, 1), act=nn.Tanh)
+    X, y = batch(8, 3, 1)
+    with watch(model, tmp_path / "h.jsonl", every=1):
+        for _ in range(4):
+            loss = nn.functional.mse_loss(model(X), y)
+            model.zero_grad()
+            loss.backward()
+            with torch.no_grad():
+                for p in model.parameters():
+                    p -= 0.1 * p.grad
+            assert torch._C._len_torch_function_stack() == 0
+
+
 # -- parity with bpmon's engine ------------------------------------------------------------------
 
 

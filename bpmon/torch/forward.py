@@ -69,10 +69,11 @@ class Activations:
         # one: a model without such activations (nanoGPT's) pays for the mode once.
         self.kinds: list[str | None] = [None] * len(layers)
         self.discovered = False
-        self.call_handles: list[RemovableHandle] = []
+        self.calls: functional.CallWatch | None = None
+        self.norm_handles: list[RemovableHandle] = []
 
     def arm(self, due_next: bool) -> None:
-        if self.call_handles and any(self.ran):
+        if self.calls is not None and any(self.ran):
             self.discovered = True
         if self.handles or due_next:  # else nothing was recorded since the last reset
             self.health = [None] * len(self.layers)
@@ -87,17 +88,16 @@ class Activations:
             and self.model is not None
             and (not self.discovered or any(k is not None for k in self.kinds))
         )
-        if calls and not self.call_handles and self.model is not None:
-            self.call_handles = self._register_calls(self.model)
-        elif not calls and self.call_handles:
-            for handle in self.call_handles:
-                handle.remove()
-            self.call_handles = []
+        if calls and self.calls is None and self.model is not None:
+            self._watch_calls(self.model)
+        elif not calls and self.calls is not None:
+            self._unwatch_calls()
 
     def remove(self) -> None:
-        for handle in (*self.handles, *self.call_handles):
+        for handle in self.handles:
             handle.remove()
-        self.handles, self.call_handles = [], []
+        self.handles = []
+        self._unwatch_calls()
 
     def activations(self) -> list[str | None]:
         """Each row's activation: its module's, or the function found after it."""
@@ -125,14 +125,23 @@ class Activations:
             handles.append(module.register_forward_hook(self._act_hook(indices)))
         return handles
 
-    def _register_calls(self, model: nn.Module) -> list[RemovableHandle]:
+    def _watch_calls(self, model: nn.Module) -> None:
         """The function mode for ``model``'s forward passes, and the norm layers' hooks that let
         an activation after a norm count as the layer's."""
-        handles = functional.watch_calls(model, self._called)
-        for layer in self.layers:
-            if layer.module is not None and layer.vector:
-                handles.append(layer.module.register_forward_hook(self._norm_hook))
-        return handles
+        self.calls = functional.CallWatch(model, self._called)
+        self.norm_handles = [
+            layer.module.register_forward_hook(self._norm_hook)
+            for layer in self.layers
+            if layer.module is not None and layer.vector
+        ]
+
+    def _unwatch_calls(self) -> None:
+        if self.calls is not None:
+            self.calls.remove()  # at the end of the forward now running, if one is
+            self.calls = None
+        for handle in self.norm_handles:
+            handle.remove()
+        self.norm_handles = []
 
     def _layer_hook(self, i: int) -> Callable[[nn.Module, Any, Any], None]:
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:

@@ -84,23 +84,47 @@ def compiled(model: nn.Module) -> bool:
     )
 
 
-def watch_calls(model: nn.Module, seen: Seen) -> list[RemovableHandle]:
-    """Hooks on ``model`` that turn the mode on for each of its forward passes (nested calls of
-    ``model`` itself keep the one mode)."""
-    mode = _Calls(seen)
-    depth = [0]
+class CallWatch:
+    """The mode on for each of ``model``'s forward passes (a nested call of ``model`` keeps the
+    one mode): entered by a forward pre-hook, left by a forward hook that runs even when the
+    forward raises.
 
-    def before(module: nn.Module, inputs: Any) -> None:
-        depth[0] += 1
-        if depth[0] == 1:
-            mode.__enter__()  # type: ignore[no-untyped-call]
+    :meth:`remove` during a forward (an update completed by a pre-hook, as a loop without an
+    optimiser does at its next forward) leaves the mode at that forward's end: removing the
+    exit hook then would leave the mode on torch's stack for good, every later torch call
+    going through it and its callback keeping the model alive."""
 
-    def after(module: nn.Module, inputs: Any, output: Any) -> None:
-        depth[0] -= 1
-        if depth[0] == 0:
-            mode.__exit__(None, None, None)  # type: ignore[no-untyped-call]
+    def __init__(self, model: nn.Module, seen: Seen) -> None:
+        self.mode = _Calls(seen)
+        self.depth = 0
+        self.closing = False
+        self.handles: list[RemovableHandle] = [
+            model.register_forward_pre_hook(self._before),
+            model.register_forward_hook(self._after, always_call=True),
+        ]
 
-    return [
-        model.register_forward_pre_hook(before),
-        model.register_forward_hook(after, always_call=True),
-    ]
+    def _before(self, module: nn.Module, inputs: Any) -> None:
+        if self.depth == 0 and self.closing:
+            return
+        self.depth += 1
+        if self.depth == 1:
+            self.mode.__enter__()  # type: ignore[no-untyped-call]
+
+    def _after(self, module: nn.Module, inputs: Any, output: Any) -> None:
+        if self.depth == 0:
+            return
+        self.depth -= 1
+        if self.depth == 0:
+            self.mode.__exit__(None, None, None)  # type: ignore[no-untyped-call]
+            if self.closing:
+                self._drop()
+
+    def remove(self) -> None:
+        self.closing = True
+        if self.depth == 0:
+            self._drop()
+
+    def _drop(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []

@@ -418,6 +418,9 @@ for _ in range(2):
         ),
         ("", "sys.exit(3)", 3, "error"),
         ("", "sys.exit(0)", 0, "finished"),
+        ("", "exit(3)", 3, "error"),
+        ("", "quit('a message')", 1, "error"),
+        ("", "exit()", 0, "finished"),
     ],
 )
 def test_the_end_line_says_how_the_process_ended(

@@ -2,15 +2,16 @@
 path in a process.
 
 - **A traceback** (``sys.excepthook``) ends the run as ``error``, ctrl+c as ``interrupted``.
-- **``sys.exit(n)``** with a non-zero ``n`` (or a message) is an ``error``; ``sys.exit()`` and
-  ``sys.exit(0)`` are ``finished``. ``SystemExit`` never reaches ``sys.excepthook`` and its
-  code is gone by the time the exit's finalisers run, so the code is taken from a wrapper of
-  ``sys.exit``. A bare ``raise SystemExit(3)`` (or ``exit(3)``) is not seen and ends as
-  ``finished``. Replacing ``builtins.SystemExit`` by a subclass that notes its code was tried
-  and dropped: ``except SystemExit`` then names the subclass and no longer catches the
-  ``SystemExit`` that C code raises (``sys.exit`` itself, argparse's exits: bpmon's own CLI
-  tests caught it), and Python 3.11 has no cheap hook on a raise (3.12's ``sys.monitoring``
-  has only a global one, called on every exception of the process).
+- **``sys.exit(n)``** (or the builtins ``exit(n)``/``quit(n)``) with a non-zero ``n`` (or a
+  message) is an ``error``; ``sys.exit()`` and ``sys.exit(0)`` are ``finished``. ``SystemExit``
+  never reaches ``sys.excepthook`` and its code is gone by the time the exit's finalisers run,
+  so the code is taken from wrappers of ``sys.exit`` and of the builtins. A bare
+  ``raise SystemExit(3)`` is not seen and ends as ``finished``. Replacing
+  ``builtins.SystemExit`` by a subclass that notes its code was tried and dropped: ``except
+  SystemExit`` then names the subclass and no longer catches the ``SystemExit`` that C code
+  raises (``sys.exit`` itself, argparse's exits: bpmon's own CLI tests caught it), and Python
+  3.11 has no cheap hook on a raise (3.12's ``sys.monitoring`` has only a global one, called
+  on every exception of the process).
 - **SIGTERM** (a job scheduler, ``kill``, a container stopping) writes the end line
   ``interrupted`` for every open monitor, then does what the previous handler would: the
   default handler is put back and the signal raised again, so the process still ends with
@@ -29,6 +30,7 @@ path in a process.
 from __future__ import annotations
 
 import atexit
+import builtins
 import contextlib
 import os
 import signal
@@ -191,7 +193,28 @@ def _install_excepthook() -> None:
     sys.excepthook = hook
 
 
+class _Quitter:
+    """The builtins ``exit``/``quit`` (site's, which raise ``SystemExit`` themselves rather
+    than call ``sys.exit``), noting the code first; shown as the original in a REPL."""
+
+    _bpmon_torch = True
+
+    def __init__(self, original: Callable[..., Any]) -> None:
+        self.original = original
+
+    def __call__(self, code: object = None) -> Any:
+        _exit_codes.append(code)
+        return self.original(code)
+
+    def __repr__(self) -> str:
+        return repr(self.original)
+
+
 def _install_exit() -> None:
+    for name in ("exit", "quit"):  # absent under python -S
+        original = getattr(builtins, name, None)
+        if callable(original) and not getattr(original, "_bpmon_torch", False):
+            setattr(builtins, name, _Quitter(original))
     previous = sys.exit
     if getattr(previous, "_bpmon_torch", False):
         return

@@ -249,6 +249,36 @@ def test_under_compile_a_missing_activation_says_why(tmp_path: Path) -> None:
         assert measured or "torch.compile" in row["note"], (s["step"], row)
 
 
+class CallsRelu(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(6, 8), nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+def test_a_model_compiled_after_watch_keeps_its_activation_functions(tmp_path: Path) -> None:
+    """nanoGPT's order: the model, watch(), then ``torch.compile``; dynamo traces the function
+    mode on measured updates, and no mode is left on torch's stack."""
+    torch.manual_seed(0)
+    model = CallsRelu()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    X, y = data()
+    with watch(model, tmp_path / "c.jsonl", every=2) as mon:
+        compiled = torch.compile(model, backend="eager")
+        for _ in range(6):
+            loss = F.mse_loss(compiled(X), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.log(loss=loss)
+            assert torch._C._len_torch_function_stack() == 0
+    for s in snapshots(tmp_path / "c.jsonl"):
+        row = s["layers"][0]
+        assert (row["activation"], row["health_label"]) == ("relu", "dead"), (s["step"], row)
+
+
 # -- loops without an optimiser -------------------------------------------------------------------
 
 

@@ -9,8 +9,13 @@ Why a mode, and why only then: a mode is the one public way to see a function ca
 replacing it, and it costs a Python call per torch function while it is on; it is entered by a
 forward pre-hook on the watched model and left by its forward hook (``always_call``, so an
 exception in the forward does not leave it on), hooks that exist only while a due update is
-armed. An update that is not due runs with no mode and no hook. Under ``torch.compile`` it is
-never entered: a mode that comes and goes would make the compiled graph recompile or break.
+armed. An update that is not due runs with no mode and no hook.
+
+Under ``torch.compile``: a model compiled before :func:`~bpmon.torch.watch` (or with
+``.compile()``) never gets the mode, since its hooks do not run. A model compiled after it is
+traced with the mode on due updates, and dynamo compiles a second graph for them, as it does
+anyway for the forward hooks that come and go (checked with the eager, aot_eager and inductor
+backends: the activations are measured and the mode stack is empty after every step).
 """
 
 from __future__ import annotations

@@ -576,7 +576,7 @@ ACTIONS: dict[str, Action] = {
         Action("quit_keys", keys=("ctrl+q",), trains=False, sources=EVERY, run="quit_keys"),
         Action(
             "switch",
-            help="Move the keys to the other run (A ⇄ B), its gradient rows' too",
+            help="Move the keys to the next run (A → B, the last → A), its gradient rows' too",
             keys=("tab",),
             footer="A⇄B",
             trains=False,

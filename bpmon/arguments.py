@@ -85,10 +85,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--compare",
         metavar="PRESET",
-        help="train a second preset (name or .toml) beside --preset and show both side by side "
-        "(tab moves the keys between them); the overrides and --speed apply to both runs; "
-        'headless, both summaries, and --json gives {"runs": [a, b]}; '
-        "not with --record or a CSV file",
+        action="append",
+        help="train another preset (name or .toml) beside --preset and show the runs side by "
+        "side (tab moves the keys from one to the next); repeat for up to 3 (runs B, C, D); the "
+        "overrides and --speed apply to every run; headless, each run's summary, and --json "
+        'gives {"runs": [a, b, ...]}; not with --record or a CSV file',
     )
     p.add_argument("--list-presets", action="store_true", help="list presets and exit")
     p.add_argument("--headless", action="store_true", help="print text instead of opening the app")
@@ -212,6 +213,8 @@ def run_file_parser(command: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--compare",
         metavar=metavar,
-        help="a second run file, side by side with the first (tab moves the keys to it)",
+        action="append",
+        help="another run file, side by side with the first (tab moves the keys from one to "
+        "the next); repeat for up to 3",
     )
     return p

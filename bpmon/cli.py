@@ -4,7 +4,7 @@ Exit codes:
 
 - 0: the run finished (and ``--help``, ``--list-presets``);
 - 1: the run diverged (one line on stderr naming the step and the layer); with ``--compare``,
-  either run did (the worse of the two runs' statuses; a line for each run that diverged);
+  any run did (the worst of the runs' statuses; a line for each run that diverged);
 - 2: bad usage or bad input: a flag, a preset, a TOML value, a CSV file, a ``--record`` file
   that cannot be opened, a network that memory cannot hold. Always one line on stderr starting
   with ``bpmon:``, never a traceback;
@@ -78,7 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 # working without one (`bpmon --preset xor`).
                 command = argv[0]
                 run_file_args = run_file_parser(command).parse_args(argv[1:])
-                return _finish(run_file_main(command, run_file_args.path, run_file_args.compare))
+                return _finish(
+                    run_file_main(command, run_file_args.path, run_file_args.compare or ())
+                )
             args = _parser().parse_args(argv)
         except SystemExit as exc:
             # --help (0) or a usage error (2, already on stderr). Returned, not raised, so that

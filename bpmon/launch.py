@@ -1,12 +1,12 @@
 """The launcher: command-line arguments made into a run, and the run started.
 
 ``bpmon`` (:mod:`bpmon.cli`) and ``bpmon serve`` (:mod:`bpmon.serve`) both turn parsed
-arguments into a run here: a preset or a CSV file with the override flags applied, a second preset
-for ``--compare``, a run file for ``bpmon replay`` and ``bpmon watch``; and start it: the monitor
-(:func:`run_monitor`, :func:`run_file_main`) or the headless run (:func:`run_headless`, one run at
-a time in :func:`_train_headless`). Bad input is a :class:`~bpmon.errors.BpmonError` (one line,
-status 2); a failed write is an :class:`OutputError`; the statuses are the ``EXIT_*`` below, which
-:mod:`bpmon.cli` documents.
+arguments into a run here: a preset or a CSV file with the override flags applied, the presets
+of ``--compare`` beside it, a run file for ``bpmon replay`` and ``bpmon watch``; and start it:
+the monitor (:func:`run_monitor`, :func:`run_file_main`) or the headless run
+(:func:`run_headless`, one run at a time in :func:`_train_headless`). Bad input is a
+:class:`~bpmon.errors.BpmonError` (one line, status 2); a failed write is an
+:class:`OutputError`; the statuses are the ``EXIT_*`` below, which :mod:`bpmon.cli` documents.
 
 It also composes what a live run publishes: a :class:`~bpmon.trainer.Trainer` whose snapshots go
 through the diagnosis (:func:`live_trainer`), so that the app, the headless report and the run
@@ -32,12 +32,13 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Any
 
 from bpmon.config import DataConfig, RunConfig, validate, validate_data
 from bpmon.errors import BpmonError
+from bpmon.runmodel import RUN_LETTERS
 from bpmon.text import printable
 
 if TYPE_CHECKING:
@@ -232,41 +233,56 @@ def open_run_file(command: str, path: str) -> RunFileSource:
     return source
 
 
-def run_file_main(command: str, path: str, compare: str | None = None) -> int:
-    """``bpmon replay`` / ``bpmon watch``: the monitor over a run file, side by side with a
-    second one with ``--compare`` (both opened, and so checked, before the monitor starts)."""
+def check_compares(compares: Sequence[str]) -> None:
+    """At most as many ``--compare`` as the monitor has letters for, beside the first run."""
+    if len(compares) >= len(RUN_LETTERS):
+        raise BpmonError(
+            f"--compare {compares[len(RUN_LETTERS) - 1]}: at most {len(RUN_LETTERS) - 1} runs "
+            f"beside the first ({RUN_LETTERS[0]} to {RUN_LETTERS[-1]})"
+        )
+
+
+def run_file_main(command: str, path: str, compare: Sequence[str] = ()) -> int:
+    """``bpmon replay`` / ``bpmon watch``: the monitor over a run file, side by side with the
+    files of ``--compare`` (all opened, and so checked, before the monitor starts)."""
+    check_compares(compare)
     source = open_run_file(command, path)
-    other = None if compare is None else open_run_file(command, compare)
+    others = [open_run_file(command, each) for each in compare]
     needs_terminal()
     from bpmon.tui import run_app
 
-    return run_app(source, other)
+    return run_app(source, *others)
 
 
-def compared(args: argparse.Namespace) -> tuple[RunConfig, Preset] | None:
-    """The second run of ``--compare``: its preset, loaded and checked as ``--preset``'s is, with
-    the same overrides applied (they apply to both runs). What cannot go with two runs is
-    refused here, before either trains."""
-    if args.compare is None:
-        return None
+def compared(args: argparse.Namespace) -> list[tuple[RunConfig, Preset]]:
+    """The runs of ``--compare``: each preset loaded and checked as ``--preset``'s is, with the
+    same overrides applied (they apply to every run). What cannot go with several runs is
+    refused here, before any trains."""
+    compares: list[str] = args.compare or []
+    if not compares:
+        return []
     from bpmon.presets import load_preset
 
+    check_compares(compares)
     if args.csv or args.data:
-        raise BpmonError(f"--compare {args.compare}: compares two presets, not a CSV file")
+        raise BpmonError(f"--compare {compares[0]}: compares presets, not a CSV file")
     for flag, value in (("--record", args.record), ("--save-preset", args.save_preset)):
         if value:
             raise BpmonError(
-                f"{flag} {value}: one run only; --compare trains two (run each on its own)"
+                f"{flag} {value}: one run only; --compare trains several (run each on its own)"
             )
-    try:
-        preset = load_preset(args.compare)
-    except BpmonError as exc:
-        # "unknown preset 'x'" does not say which flag named it; a file's error names the file.
-        message = str(exc)
-        raise BpmonError(
-            message if message.startswith(args.compare) else f"--compare: {message}"
-        ) from None
-    return apply_overrides(preset.config, args), preset
+    runs = []
+    for name in compares:
+        try:
+            preset = load_preset(name)
+        except BpmonError as exc:
+            # "unknown preset 'x'" does not say which flag named it; a file's error names it.
+            message = str(exc)
+            raise BpmonError(
+                message if message.startswith(name) else f"--compare: {message}"
+            ) from None
+        runs.append((apply_overrides(preset.config, args), preset))
+    return runs
 
 
 def preset_and_data(args: argparse.Namespace) -> tuple[Preset, Dataset | None]:
@@ -311,11 +327,11 @@ def run_monitor(
     preset: Preset,
     args: argparse.Namespace,
     data: Dataset | None = None,
-    compare: tuple[RunConfig, Preset] | None = None,
+    compare: Sequence[tuple[RunConfig, Preset]] = (),
 ) -> int:
     """The live monitor, recording the run file too with ``--record``. A record line that
     cannot be written stops training with the reason on screen (the trainer's error state).
-    With ``compare``, a second trainer beside the first (never recorded)."""
+    With ``compare``, a trainer for each beside the first (never recorded)."""
     from bpmon.runfile import Recorder, RunWriter
     from bpmon.tui import run_app
     from bpmon.tui.app import SNAPSHOT_INTERVAL
@@ -323,7 +339,7 @@ def run_monitor(
     record = RecordFile(args.record) if args.record else None
     recorder = None if record is None else Recorder(RunWriter(record, args.record))
     pace = math.inf if args.speed is None else args.speed
-    other = None
+    others: list[Trainer] = []
     try:
         trainer = build_trainer(
             config,
@@ -334,15 +350,17 @@ def run_monitor(
             data=data,
             pace=pace,
         )
-        if compare is not None:
-            # Both runs at the same pace, as the overrides apply to both.
-            other = build_trainer(
-                *compare, interval=SNAPSHOT_INTERVAL, overrides=overrides_given(args), pace=pace
+        # Every run at the same pace, as the overrides apply to every run.
+        others = [
+            build_trainer(
+                *each, interval=SNAPSHOT_INTERVAL, overrides=overrides_given(args), pace=pace
             )
-        status = run_app(trainer, other)
+            for each in compare
+        ]
+        status = run_app(trainer, *others)
     finally:
         _close_record(record, recorder)
-    if trainer.alive or (other is not None and other.alive):
+    if any(each.alive for each in (trainer, *others)):
         # A step still in flight (seconds, on a huge network) would hold up the interpreter's
         # exit until it ends. Everything of ours is written: the terminal is restored and the
         # run file closed (the recorder ignores the step's late snapshot). Leave now.
@@ -469,11 +487,11 @@ def run_headless(
     preset: Preset,
     args: argparse.Namespace,
     data: Dataset | None = None,
-    compare: tuple[RunConfig, Preset] | None = None,
+    compare: Sequence[tuple[RunConfig, Preset]] = (),
 ) -> int:
-    """Train to the end, printing progress and then the summary; with ``compare``, the second
-    run after the first, each under a heading, and ``--json`` gives ``{"runs": [a, b]}`` of
-    the single-run objects. The status is the worse of the runs': 1 if either diverged."""
+    """Train to the end, printing progress and then the summary; with ``compare``, each run
+    after the one before, each under a heading, and ``--json`` gives ``{"runs": [a, b, ...]}``
+    of the single-run objects. The status is the worst of the runs': 1 if any diverged."""
     from bpmon import report
 
     out = Stdout()
@@ -481,15 +499,13 @@ def run_headless(
         # Refuse before training rather than after minutes of it.
         raise OutputError("stdout", closed_error())
     bar = _ProgressBar(out) if out.isatty() and not args.json else None
-    runs = [(config, preset, data)]
-    if compare is not None:
-        runs.append((*compare, None))
+    runs = [(config, preset, data), *((c, p, None) for c, p in compare)]
     ended: list[tuple[Snapshot, float]] = []
     for index, (run_config, run_preset, run_data) in enumerate(runs):
-        if compare is not None:
+        if compare:
             if index:
                 out.line()
-            out.line(f"== run {'AB'[index]}: {run_preset.name} ==")
+            out.line(f"== run {RUN_LETTERS[index]}: {run_preset.name} ==")
         snap, rate = _train_headless(run_config, run_preset, args, run_data, out, bar)
         ended.append((snap, rate))
         out.line()
@@ -506,13 +522,13 @@ def run_headless(
                 out.line(part)
     if args.json:
         summaries = [report.summary(snap, rate) for snap, rate in ended]
-        out.line(json.dumps(summaries[0] if compare is None else {"runs": summaries}))
+        out.line(json.dumps({"runs": summaries} if compare else summaries[0]))
     # Everything reaches stdout before the verdict reaches stderr.
     out.flush()
     status = EXIT_OK
     for index, (snap, _) in enumerate(ended):
         if snap.state == "diverged":
-            who = "" if compare is None else f"run {'AB'[index]} ({snap.preset}) "
+            who = f"run {RUN_LETTERS[index]} ({snap.preset}) " if compare else ""
             say(
                 f"bpmon: {who}diverged at step {snap.diverged_step} in {snap.diverged_layer} "
                 f"(loss {snap.loss}); try a lower --lr"

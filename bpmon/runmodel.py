@@ -47,6 +47,9 @@ STATUSES: tuple[Status, ...] = ("vanishing", "healthy", "exploding", "nonfinite"
 UNKNOWN = 255
 # How many points the loss curve of a run keeps (see LossHistory).
 HISTORY_POINTS = 512
+# The runs one monitor shows side by side (``--compare``, repeated), by letter: the first run
+# is A, each ``--compare`` adds the next.
+RUN_LETTERS = ("A", "B", "C", "D")
 
 
 def _off() -> Any:

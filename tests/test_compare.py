@@ -55,12 +55,15 @@ def without_speed(summary: dict[str, Any]) -> dict[str, Any]:
 # -- the command line ----------------------------------------------------------------------------
 
 
-def test_help_says_what_compare_does_and_that_the_overrides_apply_to_both(tmp_path: Path) -> None:
+def test_help_says_what_compare_does_and_that_the_overrides_apply_to_every_run(
+    tmp_path: Path,
+) -> None:
     proc = bpmon("--help", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     text = " ".join(proc.stdout.split())
     assert "--compare PRESET" in text
-    assert "the overrides and --speed apply to both runs" in text
+    assert "repeat for up to 3 (runs B, C, D)" in text
+    assert "the overrides and --speed apply to every run" in text
     assert "not with --record or a CSV file" in text
 
 
@@ -101,6 +104,19 @@ def test_json_is_the_two_single_run_objects(tmp_path: Path) -> None:
     assert set(runs[0]["findings"][0]) == {
         *("rule", "severity", "layers", "evidence", "advice", "key", "actions", "facts")
     }
+
+
+def test_json_is_every_run_s_object_and_the_text_names_each_run(tmp_path: Path) -> None:
+    """Three runs: a heading per run, in order, and ``{"runs": [a, b, c]}``."""
+    presets = ("xor", "relu-bn", "sigmoid-vanishing")
+    compare = [x for name in presets[1:] for x in ("--compare", name)]
+    status, lines, stderr = headless(
+        "--preset", presets[0], *compare, "--epochs", EPOCHS, "--json", cwd=tmp_path
+    )
+    assert status == 0, stderr
+    headings = [line for line in lines if line.startswith("== run ")]
+    assert headings == [f"== run {x}: {p} ==" for x, p in zip("ABC", presets, strict=True)]
+    assert [run["preset"] for run in strict_json(lines[-1])["runs"]] == list(presets)
 
 
 def test_overrides_apply_to_both_runs(tmp_path: Path) -> None:
@@ -160,7 +176,11 @@ def bad_compare_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["--compare", "relu-bn", "--record", "run.jsonl"], "bpmon: --record run.jsonl: one run"),
         (["--compare", "relu-bn", "--save-preset", "p.toml"], "bpmon: --save-preset p.toml: "),
         (["--compare", "relu-bn", "--depth", "13"], "bpmon: error: argument --depth"),
-        ([str(csv), "--compare", "relu-bn"], "bpmon: --compare relu-bn: compares two presets"),
+        ([str(csv), "--compare", "relu-bn"], "bpmon: --compare relu-bn: compares presets"),
+        (
+            [*("--compare", "xor") * 3, "--compare", "relu-bn"],
+            "bpmon: --compare relu-bn: at most 3 runs beside the first (A to D)",
+        ),
     ]
 
 
@@ -361,14 +381,15 @@ def test_tab_moves_the_focus_with_the_keys_and_help_says_what_it_does() -> None:
         await wait_shows(pilot, "bpmon keys", "The keys act on run B (relu-bn)")
         # At 80x24 the list is longer than the screen: the end of it is a scroll away.
         await press(pilot, "end")
-        screen = await wait_shows(pilot, "Move the keys to the other run", "Focus a panel")
-        assert re.search(r"│\s+tab\s+Move the keys to the other run", screen), screen
+        screen = await wait_shows(pilot, "Move the keys to the next run", "Focus a panel")
+        assert re.search(r"│\s+tab\s+Move the keys to the next run", screen), screen
         assert "Focus the next panel" not in screen
         assert re.search(r"│\s+shift\+tab\s+Focus a panel", screen), screen
-        assert "Quit (stops both training threads)" in screen
+        assert "Quit (stops every training thread)" in screen
         # Whole at 80 columns: a line longer than the box wraps under its column, never cut.
         words = re.sub(r"[│\s]+", " ", screen)
-        assert "Move the keys to the other run (A ⇄ B), its gradient rows' too" in words
+        said = "Move the keys to the next run (A → B, the last → A), its gradient rows' too"
+        assert said in words
 
     drive(app, body)
 

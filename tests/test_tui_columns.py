@@ -9,6 +9,7 @@ step says PAUSING in that run's column. Pictures at 80x24 and 120x40 (regenerate
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,7 @@ def test_the_cursor_keys_move_the_active_run_only_and_tab_moves_them(restarted: 
         # The help lists the replay's keys and tab, for run B; a live run's keys say, once,
         # that they do not apply to a recording.
         await press(pilot, "question_mark")
-        await wait_shows(pilot, "The keys act on run B", "One snapshot back", "A ⇄ B")
+        await wait_shows(pilot, "The keys act on run B", "One snapshot back", "A → B")
         await press(pilot, "question_mark")
         await wait_screen(pilot, lambda s: "One snapshot back" not in s, "help closed")
         await press(pilot, "a")
@@ -171,6 +172,61 @@ def test_a_pause_during_a_long_step_shows_in_that_run_s_column() -> None:
     drive(app, body)
 
 
+# Each of the three replays at its last snapshot, in words a column of 26 cells keeps whole.
+AT_THE_ENDS = ("epoch 400/400", "epoch 7/1000 step 180", "step 1200 loss")
+
+
+def replay_three(restarted: Path, folder: Path) -> BpmonApp:
+    """The pair above and a 12-block GPT's run: three columns."""
+    from bigmodels import write_gpt_run
+
+    paths = (RUN_V1, restarted, write_gpt_run(folder / "gpt.jsonl", "vanishing"))
+    sources = [RunFileSource(str(p), "replay") for p in paths]
+    for source in sources:
+        source.open_now()
+    return BpmonApp(*sources)
+
+
+@SIZES
+def test_three_recorded_runs_side_by_side(
+    snap_compare: SnapCompare, size: tuple[int, int], restarted: Path, tmp_path: Path
+) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        # The GPT's findings come from a pass over its file that may end after its last line
+        # shows: the picture waits for them.
+        await wait_shows(pilot, *AT_THE_ENDS, "▲ vanishing: transformer")
+        await settle(pilot)
+
+    app = replay_three(restarted, tmp_path)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_three_runs_at_80x24_each_row_whole_and_tab_goes_round(
+    restarted: Path, tmp_path: Path
+) -> None:
+    """Three columns of 26 cells: every gradient row keeps its norm and its status (the first
+    letter, where the word does not fit), the loss legend names the three runs, and tab moves
+    the keys A → B → C → A."""
+    app = replay_three(restarted, tmp_path)
+
+    async def body(pilot: Pilot[Any]) -> None:
+        screen = await wait_shows(pilot, *AT_THE_ENDS)
+        lines = screen.splitlines()
+        assert "▶ A" in lines[0] and " B " in lines[0] and " C " in lines[0], lines[0]
+        for letter in "ABC":
+            assert f"━━ {letter} " in screen, letter
+        top = next(i for i, line in enumerate(lines) if line.count("╭") == 3)
+        row = re.compile(r"\d\.\de[+-]\d\d [vhen]")
+        # The first row under each column's header: a norm and a status letter in all three.
+        assert len(row.findall(lines[top + 2])) == 3, lines[top : top + 3]
+        for letter in "BCA":
+            await press(pilot, "tab")
+            mark = f"▶ {letter}"
+            await wait_screen(pilot, lambda s, mark=mark: mark in title_line(s), mark)
+
+    drive(app, body)
+
+
 def test_replay_compare_opens_both_files_first(tmp_path: Path) -> None:
     """A second run file that is missing or not a run is one line and exit 2, before any
     monitor; two good ones get as far as asking for a terminal."""
@@ -182,3 +238,7 @@ def test_replay_compare_opens_both_files_first(tmp_path: Path) -> None:
         assert other in line, line
     proc = bpmon("replay", str(RUN_V1), "--compare", str(RUN_V1), cwd=tmp_path)
     assert proc.returncode == 2 and "needs a terminal" in proc.stderr, proc.stderr
+    # Four runs beside the first: one more than there are letters for.
+    proc = bpmon("replay", str(RUN_V1), *("--compare", str(RUN_V1)) * 4, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert one_line_error(proc.stderr).endswith("at most 3 runs beside the first (A to D)")

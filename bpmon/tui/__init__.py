@@ -23,9 +23,9 @@ EXIT_SIGHUP = 128 + signal.SIGHUP
 STOP_TIMEOUT = 0.05
 
 
-def run_app(source: Source, compare: Source | None = None) -> int:
+def run_app(source: Source, *compare: Source) -> int:
     """Run ``source`` (a trainer or a run file, not yet started) on its background thread and
-    show it, side by side with ``compare`` when given (each on its own thread); returns the
+    show it, side by side with the sources of ``compare`` (each on its own thread); returns the
     process exit code: 0 after q, 143 after SIGTERM, 129 after SIGHUP.
     Build a trainer with ``interval=bpmon.tui.app.SNAPSHOT_INTERVAL``.
 
@@ -34,7 +34,7 @@ def run_app(source: Source, compare: Source | None = None) -> int:
     """
     from bpmon.tui.app import BpmonApp
 
-    app = BpmonApp(source) if compare is None else BpmonApp(source, compare)
+    app = BpmonApp(source, *compare)
     codes = {signal.SIGTERM: EXIT_SIGTERM, signal.SIGHUP: EXIT_SIGHUP}
 
     async def main() -> None:
@@ -51,7 +51,6 @@ def run_app(source: Source, compare: Source | None = None) -> int:
         asyncio.run(main())
     finally:
         # The app asked the threads to stop when it closed; wait a moment for a short step.
-        for each in (source, compare):
-            if each is not None:
-                each.stop(STOP_TIMEOUT)
+        for each in (source, *compare):
+            each.stop(STOP_TIMEOUT)
     return app.return_code or 0

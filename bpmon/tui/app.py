@@ -2,8 +2,8 @@
 
 The app shows one or more sources (a :class:`~bpmon.trainer.Trainer`, or a run file read by
 :mod:`bpmon.sources`), each in its run column (:mod:`bpmon.tui.column`): one is the whole
-monitor, two stand side by side over one loss chart (``--compare``). The keys act on the
-*active* column, whose source is ``source``; ``tab`` moves them to the next.
+monitor, several (up to four) stand side by side over one loss chart (``--compare``). The keys
+act on the *active* column, whose source is ``source``; ``tab`` moves them to the next.
 
 The training thread never calls into the UI, and while the app runs the UI calls nothing of a
 source's but ``latest()``, ``send()`` and ``supports()``. A 12 Hz timer on the UI thread
@@ -46,7 +46,7 @@ from bpmon.trainer.commands import data_refusal
 
 from .column import RunColumn
 from .compare import (
-    FULL_WIDTH,
+    FULL_COLUMN,
     LETTERS,
     ROOMY_HEIGHT,
     ROWS_ROOMY,
@@ -120,8 +120,10 @@ class BpmonApp(App[None]):
     """The column the keys act on."""
 
     def __init__(self, *sources: Source) -> None:
-        if not 1 <= len(sources) <= 2:
-            raise ValueError(f"the monitor shows one run or two side by side, not {len(sources)}")
+        if not 1 <= len(sources) <= len(LETTERS):
+            raise ValueError(
+                f"the monitor shows 1 to {len(LETTERS)} runs side by side, not {len(sources)}"
+            )
         super().__init__()
         self.sources = sources
         self.columns = tuple(
@@ -154,9 +156,11 @@ class BpmonApp(App[None]):
                 with Horizontal(id="compare"):
                     for column in self.columns:
                         yield column.data_bind(**binds)
-                # Under the columns: one chart for both curves.
-                a, b = (f"{LETTERS[i]} {s.latest().preset}" for i, s in enumerate(self.sources))
-                yield LossPanel(id="loss", names=(a, b)).data_bind(log_y=BpmonApp.log_scale)
+                # Under the columns: one chart for every run's curve.
+                names = tuple(
+                    f"{LETTERS[i]} {s.latest().preset}" for i, s in enumerate(self.sources)
+                )
+                yield LossPanel(id="loss", names=names).data_bind(log_y=BpmonApp.log_scale)
         # At 80 columns the keys fill the footer; ctrl+p is in the help (?) instead.
         yield Footer(compact=True, show_command_palette=False)
 
@@ -208,7 +212,8 @@ class BpmonApp(App[None]):
     def on_resize(self, event: events.Resize) -> None:
         self.terminal_size = event.size
         width, height = event.size
-        self.wide, self.compact = width >= WIDE_WIDTH, width < FULL_WIDTH
+        self.wide = width >= WIDE_WIDTH
+        self.compact = width < FULL_COLUMN * len(self.columns)
         if len(self.columns) == 1:
             self.finding_rows = _FINDING_ROWS_TALL if height >= _TALL else _FINDING_ROWS_SHORT
         else:
@@ -232,11 +237,14 @@ class BpmonApp(App[None]):
     def _shared_loss(self) -> None:
         if len(self.columns) > 1:
             loss = self.query_one("#loss", LossPanel)
-            a, b = (column.snapshot for column in self.columns)
-            if loss.snapshot is not a:
-                loss.snapshot = a
-            if loss.other is not b:
-                loss.other = b
+            first, *rest = (column.snapshot for column in self.columns)
+            if loss.snapshot is not first:
+                loss.snapshot = first
+            others = tuple(rest)
+            if len(others) != len(loss.others) or any(
+                a is not b for a, b in zip(others, loss.others, strict=True)
+            ):
+                loss.others = others
 
     def _announce(self, index: int, old: Snapshot | None, new: Snapshot) -> None:
         """Say what a column's new snapshot has to say once (see :mod:`bpmon.tui.news`)."""

@@ -1,23 +1,25 @@
-"""Two runs side by side (``bpmon --preset A --compare B``, ``bpmon replay A.jsonl --compare
-B.jsonl``): the widgets of a run column beside another (:class:`~bpmon.tui.column.RunColumn`),
-and how a run's changes are announced. Both loss curves share one chart, and ``tab`` moves the
-keys from one run to the other.
+"""Runs side by side (``bpmon --preset A --compare B [--compare C ...]``, ``bpmon replay
+A.jsonl --compare B.jsonl``), up to four (A to D): the widgets of a run column beside others
+(:class:`~bpmon.tui.column.RunColumn`), and how a run's changes are announced. The loss curves
+share one chart, and ``tab`` moves the keys from one run to the next.
 
-The monitor (:class:`~bpmon.tui.app.BpmonApp`) with two sources has two columns: its
+The monitor (:class:`~bpmon.tui.app.BpmonApp`) with several sources has a column for each: its
 ``source`` is the *active* one, the run the keys act on, so every key, ``check_action``, the
-help, the findings modal and the thread contract work as they do for one run; ``tab`` swaps
-which source that is. The frame timer fetches both sources' snapshots each tick and hands each
-to its column; the loss panel gets both.
+help, the findings modal and the thread contract work as they do for one run; ``tab`` moves
+that to the next source. The frame timer fetches every source's snapshot each tick and hands
+each to its column; the loss panel gets them all.
 
 A key changes the active run only, and says so: whatever a run's snapshots show changed (its
 activation, depth, batch-norm, learning rate, a restart, a pause) is announced with the run's
 name, ``run B (digits-relu-bn): activation sigmoid → relu (restarted)``, as are the notices
 and messages that the single-run monitor announces.
 
-Layout: under 160 columns a column is too narrow for the full gradient rows (~76 cells), so
-both columns show them compactly (name, bar, norm, status; the bar shortened to fit, on the
-same fixed log scale in both columns so the profiles compare by eye). From 160 columns each
-column has the full gradient panel.
+Layout: a column narrower than 80 cells is too narrow for the full gradient rows (~76 cells), so
+under 80 columns per run every column shows them compactly (name, bar, norm, status; the bar
+shortened to fit, on the same fixed log scale in every column so the profiles compare by eye;
+a long name is cut to 8 cells before the status word is; where even that does not fit, as
+three runs at 80 columns, the status is its first letter).
+From 80 columns per run each column has the full gradient panel.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from rich.text import Text
 from textual.geometry import Region
 from textual.reactive import reactive
 
+from bpmon.runmodel import RUN_LETTERS
 from bpmon.trainer import Snapshot
 
 from .barcells import _FULL, _RANGE
@@ -55,22 +58,25 @@ from .view import TextLine
 if TYPE_CHECKING:
     from .app import BpmonApp
 
-LETTERS = ("A", "B")
-# From this width each column (half of it) holds the full gradient rows.
-FULL_WIDTH = 160
+LETTERS = RUN_LETTERS
+# From this width per run each column holds the full gradient rows.
+FULL_COLUMN = 80
 # From this height the findings and the gradients get more rows.
 ROOMY_HEIGHT = 36
 # Lines for each run's findings: two at 80x24 (the loss chart keeps its rows), more when roomy.
 ROWS_SHORT = 2
 ROWS_ROOMY = 4
 # The compact bar: shorter than the full panel's when the column is narrow, never shorter than
-# one cell per decade.
+# one cell per decade while the status word fits beside it; in a column too narrow for that
+# (three runs at 80 columns) the status is its first letter and the bar may go down to
+# two decades a cell.
 _BAR_MIN = LOG_MAX - LOG_MIN
+_BAR_NARROW = (LOG_MAX - LOG_MIN) // 2
 # The axis labels need this many cells to place three decades without overlapping.
 _AXIS_THREE = 14
 _NORM, _STATUS = 7, 9
 # Where the column's gradient rows start: the name is at least as wide as the header's word.
-_NAME_MIN, _NAME_MAX = len("layer"), 12
+_NAME_MIN, _NAME_SHORT, _NAME_MAX = len("layer"), 8, 12
 
 
 def run_label(index: int, snapshot: Snapshot | None) -> str:
@@ -111,7 +117,7 @@ class RunTitle(TextLine):
     """A column's first line: the run's letter and preset after a mark in its curve's colour,
     and whether the keys act on it (the stylesheet highlights the active column's title)."""
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"run-title--a", "run-title--b"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {f"run-title--{x.lower()}" for x in LETTERS}
 
     def show(self, index: int, snapshot: Snapshot | None, active: bool) -> None:
         preset = "" if snapshot is None else snapshot.preset
@@ -170,8 +176,19 @@ class RunGradients(GradientPanel):
         labels = [self._label(layers, line) for line in self.shown]
         inside = self.content_size.width - self.styles.scrollbar_size_vertical
         name = min(_NAME_MAX, max([_NAME_MIN, *(cell_len(x) for x in labels)]))
-        bar = max(_BAR_MIN, min(BAR_WIDTH, inside - name - _NORM - _STATUS - 3))
-        header = f"{pad('layer', name)} {compact_axis(bar)} {'norm':>{_NORM}} status"
+        # Short of room, the bar goes down to one cell a decade, then the name to
+        # _NAME_SHORT cells, then the status word to its first letter.
+        word = _STATUS
+        beside_word = inside - _BAR_MIN - _NORM - word - 3
+        if beside_word >= min(name, _NAME_SHORT):
+            name = min(name, beside_word)
+        else:
+            word = 1
+            name = max(_NAME_MIN, min(name, inside - _BAR_NARROW - _NORM - word - 3))
+        least = _BAR_MIN if word > 1 else _BAR_NARROW
+        bar = max(least, min(BAR_WIDTH, inside - name - _NORM - word - 3))
+        heading = "status"[:word]
+        header = f"{pad('layer', name)} {compact_axis(bar)} {'norm':>{_NORM}} {heading}"
         self.header.text = Text(header, self._style("header"))
         body = Text()
         if not layers:
@@ -193,7 +210,7 @@ class RunGradients(GradientPanel):
             row.append(filled, self._style(status))
             row.append(track, self._style("track"))
             row.append(f" {format_norm(norm):>{_NORM}} ")
-            row.append(status, self._style(status))
+            row.append(status[:word], self._style(status))
             if i == self.row_cursor:
                 row.stylize(self._style("cursor"))
             body.append_text(row)
@@ -212,10 +229,13 @@ def cut_label(label: str, width: int) -> str:
 
 
 def compact_axis(width: int) -> str:
-    """The decades under a bar of ``width`` cells: three where they fit, else the two ends."""
+    """The decades under a bar of ``width`` cells: three where they fit, else the two ends,
+    else only the low end."""
     if width >= _AXIS_THREE:
         return axis_labels(width)
     low, high = f"1e{LOG_MIN}", f"1e{LOG_MAX}"
+    if width < len(low) + len(high) + 1:
+        return pad(low, width)
     return low + " " * (width - len(low) - len(high)) + high
 
 
@@ -234,7 +254,7 @@ class RunFindingsScreen(FindingsScreen):
 
 
 __all__ = [
-    "FULL_WIDTH",
+    "FULL_COLUMN",
     "LETTERS",
     "ROOMY_HEIGHT",
     "ROWS_ROOMY",

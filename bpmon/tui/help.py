@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .app import BpmonApp
 
 _QUIT_READER = "Quit (the file is only read: its writer goes on)"
-_QUIT_BOTH = "Quit (stops both training threads)"
+_QUIT_BOTH = "Quit (stops every training thread)"
 
 
 def help_rows(app: BpmonApp) -> list[tuple[str, str]]:

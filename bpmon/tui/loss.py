@@ -1,6 +1,6 @@
-"""The loss curve, drawn by plotext; the previous run's curve stays behind it, dimmed. Two runs
-compared side by side share one chart: the second run's curve in its own colour, a legend naming
-both."""
+"""The loss curve, drawn by plotext; the previous run's curve stays behind it, dimmed. Runs
+compared side by side share one chart: each run's curve in its own colour, a legend naming
+them."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
 from bpmon.curvepoints import envelope
+from bpmon.runmodel import RUN_LETTERS
 from bpmon.trainer import Snapshot
 
 from .view import SnapshotView
@@ -26,6 +27,9 @@ _SAFE_LOW = 1e-100
 _SAFE_HIGH = 1e100
 # The replay cursor's mark on the curve, and in the title.
 MARKER = "◆"
+# The component-class names of the runs after the first (b, c, d), whose colours the
+# stylesheet gives.
+_OTHERS = tuple(x.lower() for x in RUN_LETTERS[1:])
 
 
 def nice_ticks(high: int, count: int) -> list[int]:
@@ -104,10 +108,11 @@ class LossPanel(PlotextPlot, SnapshotView):
     ever gets finite numbers of moderate size on a linear axis; the log axis is drawn by
     plotting log10 of the loss and labelling the ticks with the values.
 
-    Given a second run (``other``, with ``names`` for the legend), the panel compares: both
-    runs' curves against step in two colours (``loss--current``, ``loss--other``) and the
-    legend in the border; each run's curve from before a restart is dimmed in its own colour
-    (``loss--faded``, ``loss--other-faded``), so that it reads as that run's.
+    Given other runs (``others``, with ``names`` for the legend), the panel compares: every
+    run's curve against step in its own colour (``loss--current`` for the first, then
+    ``loss--b``, ``loss--c``, ``loss--d``) and the legend in the border; each run's curve from
+    before a restart is dimmed in its own colour (``loss--faded``, ``loss--b-faded``, ...), so
+    that it reads as that run's.
     """
 
     # A running curve is redrawn at most once a second: the plot is the largest and most
@@ -117,37 +122,39 @@ class LossPanel(PlotextPlot, SnapshotView):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "loss--current",
-        "loss--other",
         "loss--previous",
         "loss--faded",
-        "loss--other-faded",
         "loss--marker",
+        *(f"loss--{x}" for x in _OTHERS),
+        *(f"loss--{x}-faded" for x in _OTHERS),
     }
 
     log_y: reactive[bool] = reactive(False, repaint=False)
     """A log10 loss axis; bound to the app's ``log_scale``."""
-    other: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
-    """A second run to compare with ``snapshot`` (None: one run)."""
+    others: reactive[tuple[Snapshot | None, ...]] = reactive((), always_update=True, repaint=False)
+    """The runs compared with ``snapshot``'s, in order (empty: one run; None: no snapshot yet)."""
 
-    def __init__(self, *, names: tuple[str, str] = ("", ""), id: str | None = None) -> None:
+    def __init__(self, *, names: tuple[str, ...] = (), id: str | None = None) -> None:
         super().__init__(id=id)
         self.names = names
-        """The legend's names of ``snapshot``'s run and ``other``'s."""
+        """The legend's names of ``snapshot``'s run and then the others'."""
 
     def on_mount(self) -> None:
         self.border_title = "loss"
 
     def context(self) -> tuple[Hashable, ...]:
-        other = self.other
-        return (self.log_y, None if other is None else (other.run_id, other.state))
+        return (
+            self.log_y,
+            tuple(None if x is None else (x.run_id, x.state) for x in self.others),
+        )
 
     def also_shown(self) -> tuple[Snapshot, ...]:
-        return () if self.other is None else (self.other,)
+        return tuple(x for x in self.others if x is not None)
 
     def watch_log_y(self) -> None:
         self.redraw()
 
-    def watch_other(self) -> None:
+    def watch_others(self) -> None:
         self.redraw()
 
     def _rgb(self, component: str) -> tuple[int, int, int] | str:
@@ -164,24 +171,24 @@ class LossPanel(PlotextPlot, SnapshotView):
         plt.clear_figure()
         scale = "log" if self.log_y else "linear"
         self.border_title = f"loss · {scale} (l)"
-        other = self.other
         histories = [
             (snapshot.previous_loss_steps, snapshot.previous_loss_values, "loss--previous"),
             (snapshot.loss_steps, snapshot.loss_values, "loss--current"),
         ]
-        if other is None:
+        if not self.others:
             self.border_subtitle = "dim: previous run" if snapshot.previous_loss_steps else ""
         else:
-            # Each run's curve from before its restart, dimmed in that run's own colour, under
-            # both current curves.
-            histories = [
-                (snapshot.previous_loss_steps, snapshot.previous_loss_values, "loss--faded"),
-                (other.previous_loss_steps, other.previous_loss_values, "loss--other-faded"),
-                (snapshot.loss_steps, snapshot.loss_values, "loss--current"),
-                (other.loss_steps, other.loss_values, "loss--other"),
+            runs = [(snapshot, "loss--current", "loss--faded")] + [
+                (x, f"loss--{letter}", f"loss--{letter}-faded")
+                for x, letter in zip(self.others, _OTHERS, strict=False)
+                if x is not None
             ]
+            # Each run's curve from before its restart, dimmed in that run's own colour, under
+            # every current curve.
+            histories = [(x.previous_loss_steps, x.previous_loss_values, f) for x, _, f in runs]
+            histories += [(x.loss_steps, x.loss_values, c) for x, c, _ in runs]
             legend = self.legend()
-            if snapshot.previous_loss_steps or other.previous_loss_steps:
+            if any(x.previous_loss_steps for x, _, _ in runs):
                 legend.append("  dim: before a restart")
             self.border_subtitle = legend
         last = max((steps[-1] for steps, _, _ in histories if steps), default=0)
@@ -218,11 +225,10 @@ class LossPanel(PlotextPlot, SnapshotView):
         self.refresh()
 
     def legend(self) -> Text:
-        """Both runs' names, each after a mark in its curve's colour."""
+        """The runs' names, each after a mark in its curve's colour."""
         text = Text()
-        for i, (name, component) in enumerate(
-            zip(self.names, ("loss--current", "loss--other"), strict=True)
-        ):
+        components = ("loss--current", *(f"loss--{x}" for x in _OTHERS))
+        for i, (name, component) in enumerate(zip(self.names, components, strict=False)):
             if i:
                 text.append("  ")
             text.append("━━ ", self.get_component_rich_style(component, partial=True))

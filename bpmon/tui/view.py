@@ -14,7 +14,7 @@ How often a panel turns what it is given into a picture is decided here, for all
   what the panel's :meth:`SnapshotView.context` returns (the loss axis, the step-1 bars), and
   every new snapshot of a run that is not training (a step with ``n``).
 
-A panel drawn from more than the app's snapshot (the loss panel of two runs side by side) names
+A panel drawn from more than the app's snapshot (the loss panel of runs side by side) names
 the others in :meth:`SnapshotView.also_shown`: news in any of them redraws, at the training
 cadence while any of them trains.
 

@@ -258,9 +258,10 @@ class CallsRelu(nn.Module):
         return self.fc2(F.relu(self.fc1(x)))
 
 
-def test_a_model_compiled_after_watch_keeps_its_activation_functions(tmp_path: Path) -> None:
-    """nanoGPT's order: the model, watch(), then ``torch.compile``; dynamo traces the function
-    mode on measured updates, and no mode is left on torch's stack."""
+def test_a_model_compiled_after_watch_trains_without_the_function_mode(tmp_path: Path) -> None:
+    """nanoGPT's order: the model, watch(), then ``torch.compile``. While dynamo traces the
+    forward the mode is left out (traced, it cost nanoGPT 8 recompiles): the activation called
+    as a function is not measured, and no mode is left on torch's stack."""
     torch.manual_seed(0)
     model = CallsRelu()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -274,9 +275,11 @@ def test_a_model_compiled_after_watch_keeps_its_activation_functions(tmp_path: P
             opt.step()
             mon.log(loss=loss)
             assert torch._C._len_torch_function_stack() == 0
-    for s in snapshots(tmp_path / "c.jsonl"):
+    snaps = snapshots(tmp_path / "c.jsonl")
+    assert [s["step"] for s in snaps] == [1, 2, 4, 6]
+    for s in snaps:
         row = s["layers"][0]
-        assert (row["activation"], row["health_label"]) == ("relu", "dead"), (s["step"], row)
+        assert (row["activation"], row["health_label"]) == (None, ""), (s["step"], row)
 
 
 # -- loops without an optimiser -------------------------------------------------------------------

@@ -11,11 +11,13 @@ forward pre-hook on the watched model and left by its forward hook (``always_cal
 exception in the forward does not leave it on), hooks that exist only while a due update is
 armed. An update that is not due runs with no mode and no hook.
 
-Under ``torch.compile``: a model compiled before :func:`~bpmon.torch.watch` (or with
-``.compile()``) never gets the mode, since its hooks do not run. A model compiled after it is
-traced with the mode on due updates, and dynamo compiles a second graph for them, as it does
-anyway for the forward hooks that come and go (checked with the eager, aot_eager and inductor
-backends: the activations are measured and the mode stack is empty after every step).
+Under ``torch.compile`` the mode is never entered, and an activation called as a function is
+not measured: a model compiled before :func:`~bpmon.torch.watch` (or with ``.compile()``) gets
+no mode hooks, and in one compiled after it the hooks leave the mode out while dynamo traces
+the forward. Traced with the mode, nanoGPT (``model = torch.compile(model)`` after the README's
+line) had dynamo compile the mode's ``__torch_function__`` as a frame of its own once per
+argument shape: 8 recompiles, the cache's limit, against none with the mode left out (the 2
+of its forward are the forward hooks' that come and go).
 """
 
 from __future__ import annotations
@@ -109,14 +111,17 @@ class CallWatch:
         ]
 
     def _before(self, module: nn.Module, inputs: Any) -> None:
-        if self.depth == 0 and self.closing:
+        # Not while dynamo traces the forward (a model compiled after watch()): in the graph,
+        # the mode made dynamo compile its __torch_function__ as a frame of its own, once
+        # per shape (nanoGPT: 8 recompiles, the cache limit).
+        if (self.depth == 0 and self.closing) or torch.compiler.is_compiling():
             return
         self.depth += 1
         if self.depth == 1:
             self.mode.__enter__()  # type: ignore[no-untyped-call]
 
     def _after(self, module: nn.Module, inputs: Any, output: Any) -> None:
-        if self.depth == 0:
+        if self.depth == 0 or torch.compiler.is_compiling():
             return
         self.depth -= 1
         if self.depth == 0:

@@ -95,6 +95,19 @@ def train(
             mon.log(loss=loss)
 
 
+def run_script(script: str, path: Path) -> subprocess.CompletedProcess[str]:
+    """``script`` in a fresh Python with the run file's ``path`` as its argument, so that its
+    exit (and the monitor's end at exit) is the script's own."""
+    return subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def grad_norms(model: nn.Module) -> list[float]:
     return [
         float(torch.linalg.vector_norm(m.weight.grad))
@@ -816,14 +829,7 @@ def test_the_end_line_is_written_at_exit(tmp_path: Path, ending: str, state: str
         {ending}
         """
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", script, str(path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_script(script, path)
     assert (proc.returncode == 0) == (state == "finished"), proc.stderr[-2000:]
     records = lines(path)
     # 3 was not due: the last update's line is written at the exit, before the end line.
@@ -866,14 +872,8 @@ def test_a_run_shorter_than_every_keeps_every_update(tmp_path: Path, loop: str) 
         print(json.dumps([losses, totals]))
         """
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", script, str(path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    proc = run_script(script, path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
     losses, totals = json.loads(proc.stdout)
     records = lines(path)
     snaps = records[1:-1]

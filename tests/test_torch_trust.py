@@ -231,18 +231,30 @@ def test_a_second_optimiser_is_hooked_and_an_unstepped_row_is_unknown(tmp_path: 
 # -- torch.compile --------------------------------------------------------------------------------
 
 
+def train_compiled(
+    compiled: Callable[[torch.Tensor], torch.Tensor],
+    opt: torch.optim.Optimizer,
+    mon: Any,
+    X: torch.Tensor,
+    y: torch.Tensor,
+) -> None:
+    """Six updates of ``compiled``; after each, no torch function mode is left on the stack."""
+    for _ in range(6):
+        loss = F.mse_loss(compiled(X), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        mon.log(loss=loss)
+        assert torch._C._len_torch_function_stack() == 0
+
+
 def test_under_compile_a_missing_activation_says_why(tmp_path: Path) -> None:
     model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     compiled = torch.compile(model, backend="eager")
     X, y = data()
     with watch(compiled, tmp_path / "k.jsonl", every=2) as mon:
-        for _ in range(6):
-            loss = F.mse_loss(compiled(X), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            mon.log(loss=loss)
+        train_compiled(compiled, opt, mon, X, y)
     for s in snapshots(tmp_path / "k.jsonl"):
         row = s["layers"][0]
         measured = row["health_label"] == "dead"
@@ -268,13 +280,7 @@ def test_a_model_compiled_after_watch_trains_without_the_function_mode(tmp_path:
     X, y = data()
     with watch(model, tmp_path / "c.jsonl", every=2) as mon:
         compiled = torch.compile(model, backend="eager")
-        for _ in range(6):
-            loss = F.mse_loss(compiled(X), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            mon.log(loss=loss)
-            assert torch._C._len_torch_function_stack() == 0
+        train_compiled(compiled, opt, mon, X, y)
     snaps = snapshots(tmp_path / "c.jsonl")
     assert [s["step"] for s in snaps] == [1, 2, 4, 6]
     for s in snaps:

@@ -184,6 +184,35 @@ def test_the_extras_are_imported_by_nothing_else() -> None:
                 assert not any(b == extra or b.startswith(extra + ".") for b in targets), (a, extra)
 
 
+# Issue 17: classes by job, none longer than this many lines (its docstring included).
+CLASS_LINES = 300
+
+
+def long_classes(source: str, most: int = CLASS_LINES) -> list[str]:
+    """The classes defined in ``source`` (at any depth) longer than ``most`` lines."""
+    return [
+        f"{node.name}: {node.end_lineno - node.lineno + 1} lines"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ClassDef) and node.end_lineno is not None
+        if node.end_lineno - node.lineno + 1 > most
+    ]
+
+
+def test_no_class_is_longer_than_300_lines() -> None:
+    found = {
+        str(path.relative_to(PACKAGE)): long
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (long := long_classes(path.read_text(encoding="utf-8")))
+    }
+    assert found == {}
+
+
+def test_a_long_class_is_found() -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(CLASS_LINES))
+    assert long_classes(f"class Long:\n{body}\n") == [f"Long: {CLASS_LINES + 1} lines"]
+    assert long_classes("class Short:\n    pass\n") == []
+
+
 # The checks themselves, on made-up graphs: each must be able to fail.
 
 

@@ -35,7 +35,6 @@ from textual.binding import BindingType
 from textual.command import CommandPalette
 from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
-from textual.notifications import Notify, SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
@@ -61,7 +60,7 @@ from .news import announcements, news
 from .palette import PaletteCommands
 from .saving import save_run
 from .screens import MonitorScreen, Palette
-from .toasts import Notice
+from .toasts import NoticeApp
 from .toosmall import MIN_HEIGHT, MIN_WIDTH, TooSmall
 
 if TYPE_CHECKING:
@@ -86,7 +85,7 @@ _NOT_LIVE = "That key does nothing here: this is not a live run."
 _ROWS = {"up": -1, "down": 1, "pageup": -2, "pagedown": 2}
 
 
-class BpmonApp(App[None]):
+class BpmonApp(NoticeApp[None]):
     """Live view of one or two sources of snapshots, one run column each; takes sources that
     have not been started yet."""
 
@@ -164,21 +163,6 @@ class BpmonApp(App[None]):
         # At 80 columns the keys fill the footer; ctrl+p is in the help (?) instead.
         yield Footer(compact=True, show_command_palette=False)
 
-    def notify(
-        self,
-        message: str,
-        *,
-        title: str = "",
-        severity: SeverityLevel = "information",
-        timeout: float | None = None,
-        markup: bool = True,
-    ) -> None:
-        """Textual's notify, with a :class:`~bpmon.tui.toasts.Notice` whose toast cannot
-        freeze the app (see there)."""
-        if timeout is None:
-            timeout = self.NOTIFICATION_TIMEOUT
-        self.post_message(Notify(Notice(message, title, severity, timeout, markup=markup)))
-
     def get_default_screen(self) -> Screen[None]:
         return MonitorScreen(id="_default")
 
@@ -236,15 +220,7 @@ class BpmonApp(App[None]):
 
     def _shared_loss(self) -> None:
         if len(self.columns) > 1:
-            loss = self.query_one("#loss", LossPanel)
-            first, *rest = (column.snapshot for column in self.columns)
-            if loss.snapshot is not first:
-                loss.snapshot = first
-            others = tuple(rest)
-            if len(others) != len(loss.others) or any(
-                a is not b for a, b in zip(others, loss.others, strict=True)
-            ):
-                loss.others = others
+            self.query_one("#loss", LossPanel).show_runs([c.snapshot for c in self.columns])
 
     def _announce(self, index: int, old: Snapshot | None, new: Snapshot) -> None:
         """Say what a column's new snapshot has to say once (see :mod:`bpmon.tui.news`)."""

@@ -151,6 +151,17 @@ class LossPanel(PlotextPlot, SnapshotView):
     def also_shown(self) -> tuple[Snapshot, ...]:
         return tuple(x for x in self.others if x is not None)
 
+    def show_runs(self, runs: Sequence[Snapshot | None]) -> None:
+        """Runs side by side, the first's snapshot then the others'; a reactive is set only
+        when one of them is news, so that an unchanged frame redraws nothing."""
+        first, others = runs[0], tuple(runs[1:])
+        if self.snapshot is not first:
+            self.snapshot = first
+        if len(others) != len(self.others) or any(
+            a is not b for a, b in zip(others, self.others, strict=True)
+        ):
+            self.others = others
+
     def watch_log_y(self) -> None:
         self.redraw()
 

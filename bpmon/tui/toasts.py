@@ -10,15 +10,18 @@ even quit. The fuzzed-key test froze that way under load (caught with ``Timer(-0
 name='set_timer#1', repeat=0)`` spinning) and held CI until its per-test limit.
 
 A :class:`Notice` tells the toast at least :data:`MIN_SHOWN` seconds, while it expires, for
-Textual's reaping and for the rack's check, at its true time.
+Textual's reaping and for the rack's check, at its true time; a :class:`NoticeApp` posts one
+for every ``notify``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from textual import notifications
-from textual.notifications import Notification
+from textual.app import App
+from textual.notifications import Notification, Notify, SeverityLevel
 
 # A toast that was due to go already shows this long; any positive time keeps the timer sane.
 MIN_SHOWN = 0.1
@@ -39,3 +42,23 @@ class Notice(Notification):
         # On the clock Textual's notifications read (time.time, as their module has it).
         clock = notifications.time  # type: ignore[attr-defined]
         return float(self.raised_at + self.timeout - clock())
+
+
+R = TypeVar("R")
+
+
+class NoticeApp(App[R]):
+    """Textual's ``App``, its ``notify`` posting a :class:`Notice`."""
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        if timeout is None:
+            timeout = self.NOTIFICATION_TIMEOUT
+        self.post_message(Notify(Notice(message, title, severity, timeout, markup=markup)))

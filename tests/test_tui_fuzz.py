@@ -337,3 +337,61 @@ def test_generated_keys_never_end_the_app(
 
     drive(app, body)
     assert app.return_code == 0
+
+
+def test_generated_keys_never_end_three_runs_side_by_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same on three columns (a fast run, a paused one, a replay), with the terminal
+    resized now and then: afterwards tab still goes round the three, the help opens, and a key
+    reaches the active run's trainer."""
+    monkeypatch.chdir(tmp_path)
+    fast = make_app("relu-bn", steps=None)[0]
+    paused = live_trainer(preset_config("xor").with_epochs(10**9), "xor", start_paused=True)
+    app = BpmonApp(fast, paused, replay_source(tmp_path))
+    rng = random.Random("three")
+    case = Case("three", lambda _: fast, keys=400)
+
+    async def body(pilot: Pilot[Any]) -> None:
+        for i, key in enumerate(key_sequence(case, seed=3)):
+            app.post_message(events.Key(key, key_to_character(key)))
+            roll = rng.random()
+            if roll < 0.02:
+                size = Size(*rng.choice(SIZES))
+                app.post_message(events.Resize(size, size))
+            if roll < 0.75:
+                continue
+            await asyncio.sleep(rng.choice([0, 0.001, 0.005, 0.02, 0.05]))
+            assert app.is_running, f"the app ended at key {i} ({key!r})"
+        await pilot.resize_terminal(120, 40)
+        await wait_for(pilot, lambda: app.size == (120, 40), "the new size")
+        await close_modals(pilot)
+        # The keys sent may still be queued (tab among them): once they are handled, the
+        # active run is the one the app says.
+        await pilot.pause()
+        for _ in range(3):
+            nxt = "ABC"[(app.active + 1) % 3]
+            await press(pilot, "tab")
+            await wait_screen(pilot, lambda s, nxt=nxt: f"▶ {nxt}" in s.splitlines()[0], nxt)
+        await press(pilot, "question_mark")
+        await wait_shows(pilot, "bpmon keys")
+        await press(pilot, "escape")
+        await wait_screen(pilot, lambda s: "bpmon keys" not in s, "the help closed")
+        while "▶ B" not in screen_text(app).splitlines()[0]:
+            await press(pilot, "tab")
+            await pilot.pause(0.05)
+        # The key reaches B's trainer (a column's status line is too narrow for the lr).
+        before = paused.latest()
+        await press(pilot, "left_square_bracket")
+        await wait_for(
+            pilot,
+            lambda: (
+                (paused.latest().lr, paused.latest().notice_id) != (before.lr, before.notice_id)
+            ),
+            "B's trainer to take the key",
+            timeout=6 * WAIT,
+        )
+        await press(pilot, "q")
+
+    drive(app, body)
+    assert app.return_code == 0

@@ -280,14 +280,45 @@ class _CNN:
         )
 
 
-def _cnn_run(path: Path, *, lr: float = 0.05) -> None:
+def _mnist_cnn(dead_bias: float | None) -> nn.Module:
+    """pytorch/examples' mnist ``Net`` in small, its ReLUs called as ``F.relu`` after each
+    layer (no module follows a layer; no batch-norm): conv, conv, pool, fc, head. ``dead_bias``
+    starts fc's units there."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+            self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+            self.fc1 = nn.Linear(16 * 4 * 4, 64)
+            self.fc2 = nn.Linear(64, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = F.relu(self.conv1(x))
+            x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+            x = F.relu(self.fc1(torch.flatten(x, 1)))
+            return self.fc2(x)  # type: ignore[no-any-return]
+
+    net = Net()
+    if dead_bias is not None:
+        with torch.no_grad():
+            net.fc1.bias.fill_(dead_bias)
+    return net
+
+
+def _cnn_run(
+    path: Path, *, lr: float = 0.05, functional: bool = False, dead_bias: float | None = None
+) -> None:
     torch = _torch()
     from torch import nn
 
     from bpmon.torch import watch
 
     torch.manual_seed(0)
-    model = _CNN.build()
+    model = _mnist_cnn(dead_bias) if functional else _CNN.build()
     X, y = _digits(torch)
     X = X.reshape(-1, 1, 8, 8)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
@@ -516,6 +547,15 @@ CASES: tuple[Case, ...] = (
     ),
     Case("cnn healthy", "cnn", "", lambda p: _cnn_run(p)),
     Case("cnn lrx100", "cnn", "lr x100", lambda p: _cnn_run(p, lr=5.0), LR_RULES, "lr_down"),
+    Case("cnn F.relu healthy", "cnn", "", lambda p: _cnn_run(p, functional=True)),
+    Case(
+        "cnn F.relu dead layer",
+        "cnn",
+        "F.relu after fc, whose bias starts at -10",
+        lambda p: _cnn_run(p, functional=True, dead_bias=-10.0),
+        frozenset({"dead ReLUs"}),
+        "init",
+    ),
     Case("lstm healthy", "lstm", "", lambda p: _lstm_run(p)),
     Case("lstm lrx100", "lstm", "lr x100", lambda p: _lstm_run(p, lr=2000.0), LR_RULES, "lr_down"),
     Case(

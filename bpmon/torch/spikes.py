@@ -5,6 +5,12 @@ standard deviations above the mean of the last ``window`` points before it (7 an
 default; ``watch(spike_sigmas=..., spike_window=...)``), on the logged loss and on the global
 gradient norm before clipping. Only rises count (a loss that falls fast is learning), and:
 
+- the point must also lie as many standard deviations above the point before it (the last one
+  kept in the window): a spike is a sudden rise, not a drift. A CNN leaving its first plateau
+  (the calibration set's ``cnn F.relu healthy``) has its gradient norm climb from 0.3 to 5 over
+  25 updates, each a little above the last, while its loss falls from 2.2 to 0.4; against the
+  flat stretch before it, that climb scored 7 standard deviations at update 55;
+
 - the standard deviation is taken as at least 1% of the mean's size, so that a series that is
   almost flat (a loss of 2.3026 for 100 updates) does not call a rise of 0.1% a spike;
 - scoring starts once the window holds :data:`MIN_POINTS` points;
@@ -60,15 +66,16 @@ class Rolling:
         self.squares = 0.0
         self._added = 0
 
-    def score(self, x: float) -> tuple[float, float] | None:
-        """``(sigmas above the mean, the mean)`` of ``x``, None while the window is short."""
+    def score(self, x: float) -> tuple[float, float, float] | None:
+        """``(sigmas above the mean, the mean, sigmas above the last point kept)`` of ``x``,
+        None while the window is short."""
         n = len(self.values)
         if n < min(MIN_POINTS, self.window):
             return None
         mean = self.total / n
         var = max(self.squares / n - mean * mean, 0.0)
         sd = max(math.sqrt(var), FLOOR * abs(mean), 1e-30)
-        return (x - mean) / sd, mean
+        return (x - mean) / sd, mean, (x - self.values[-1]) / sd
 
     def add(self, x: float) -> None:
         self.values.append(x)
@@ -144,8 +151,8 @@ class Scorer:
         if not math.isfinite(x):
             return None
         got = rolling.score(x)
-        if got is not None and got[0] >= self.sigmas:
-            return got
+        if got is not None and got[0] >= self.sigmas and got[2] >= self.sigmas:
+            return got[0], got[1]
         rolling.add(x)
         return None
 

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 REPO = Path(__file__).resolve().parent.parent
+# A recorded run, for the refusals of a replay's --compare.
+RUN_FILE = str(REPO / "tests" / "data" / "run-v1.jsonl")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TIMEOUT = 30.0
 
@@ -285,6 +287,12 @@ def test_a_replay_in_a_browser(tmp_path: Path, page: Page) -> None:
         (["--host", "nosuch.invalid"], "bpmon: serve --host nosuch.invalid: "),
         (["replay", "missing.jsonl"], "bpmon: missing.jsonl: no such file"),
         (["replay", "."], "bpmon: .: is a directory; replay takes a run file"),
+        (["--preset", "xor", "--compare", "nope"], "bpmon: --compare: unknown preset 'nope'"),
+        (
+            ["--compare", "xor", "--compare", "xor", "--compare", "xor", "--compare", "relu-bn"],
+            "bpmon: --compare relu-bn: at most 3 runs beside the first (A to D)",
+        ),
+        (["replay", RUN_FILE, "--compare", "missing.jsonl"], "bpmon: missing.jsonl: no such file"),
     ],
 )
 def test_bad_arguments_are_one_line_before_serving(

@@ -130,10 +130,12 @@ def check_monitor_args(argv: Sequence[str]) -> None:
     preset, data = launch.preset_and_data(args)
     config = launch.apply_overrides(preset.config, args)
     # Built and dropped, never started: its constructor refuses a network the data cannot feed
-    # or memory cannot hold, the way the monitor would.
+    # or memory cannot hold, the way the monitor would; so are the runs of --compare.
     launch.build_trainer(
         config, preset, interval=1.0, overrides=launch.overrides_given(args), data=data
     )
+    for each in launch.compared(args):
+        launch.build_trainer(*each, interval=1.0, overrides=launch.overrides_given(args))
     if args.record:
         # Opening it checks the directory and refuses a file that already holds a run; an absent
         # file is created empty, which the first connection's monitor accepts.
@@ -141,10 +143,14 @@ def check_monitor_args(argv: Sequence[str]) -> None:
 
 
 def _check_run_file_args(command: str, argv: Sequence[str]) -> None:
-    """``bpmon replay RUN.jsonl`` / ``bpmon watch RUN.jsonl|DIR``, checked as they check
-    themselves before the monitor opens: a file that is not a run is one line now."""
-    path = run_file_parser(command).parse_args(list(argv)).path
-    launch.open_run_file(command, path)
+    """``bpmon replay RUN.jsonl`` / ``bpmon watch RUN.jsonl|DIR`` (with their ``--compare``
+    files), checked as they check themselves before the monitor opens: a file that is not a
+    run is one line now."""
+    args = run_file_parser(command).parse_args(list(argv))
+    compare = args.compare or ()
+    launch.check_compares(compare)
+    for path in (args.path, *compare):
+        launch.open_run_file(command, path)
 
 
 def _is_loopback(host: str) -> bool:

@@ -884,6 +884,8 @@ def test_a_run_shorter_than_every_keeps_every_update(tmp_path: Path, loop: str) 
     assert norms == pytest.approx(totals, rel=1e-5)
     assert snaps[1]["grad_norm_total"] == pytest.approx(totals[-1], rel=1e-5)
     assert snaps[1]["clip_max"] == pytest.approx(0.1)  # the last update's clipping, too
+    if loop == "optimizer":  # and the lr it used (a hand-written step has no optimiser's lr)
+        assert snaps[1]["lrs"] == pytest.approx([0.1])
     assert snaps[1]["clip_factor"] == pytest.approx(min(1.0, 0.1 / totals[-1]), rel=1e-4)
     assert records[-1] == {"event": "end", "state": "finished"}
 

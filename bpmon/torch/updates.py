@@ -93,8 +93,10 @@ class Updates:
                 # measured gradients that the script may have changed since.
                 self._series.now = None
                 self._norms(self._scale(self._opts.scaled(self._scaler, opt)), due)
-            if due:
-                self._lrs = self._opts.lrs()
+            # On every update, not only due ones: the last update's line, written at the end
+            # when it was not due, shows the lr it used (reading the groups is a few Python
+            # lookups; a tensor lr is copied on its device, never read back here).
+            self._lrs = self._opts.lrs()
         # A secondary that steps after the primary belongs to the update the primary just made.
         if self._deferred is not None if late else self._due(self.steps + 1):
             self._copies.take(rows)
